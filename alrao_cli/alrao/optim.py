@@ -1,0 +1,198 @@
+"""AlraoSGD and AlraoAdam: optimizers whose learning rate is a tensor per parameter.
+
+Built in two layers, like ``torch.optim.SGD``: the class owns the state and, in
+``step()``, only gathers lists (parameters with a gradient, their gradients, their rate
+tensors, their buffers); one plain function does the arithmetic, either one tensor at a
+time (easy to read) or with the ``torch._foreach_*`` ops (one call for all tensors). Both
+paths give the same numbers; the foreach path is the default.
+
+The rates are not the optimizer's: they belong to the :class:`AlraoModel` (drawn when it
+was built, saved in its state dict). The optimizer reads them from the model at each step,
+so moving the model with ``.to(device)`` moves them too.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from alrao_cli.alrao.model import AlraoModel
+
+
+class _AlraoOptimizer(torch.optim.Optimizer):
+    """Shared plumbing: one parameter group, rates looked up on the model by name."""
+
+    def __init__(self, model: AlraoModel, defaults: dict) -> None:
+        if not isinstance(model, AlraoModel):
+            raise TypeError(
+                f"{type(self).__name__} takes the AlraoModel itself (its rates live there), "
+                f"got {type(model).__name__}"
+            )
+        pairs = model.parameters_with_rates()
+        super().__init__([p for p, _ in pairs], {**defaults, "step": 0})
+        self._rates = model.rates._buffers  # live dict: follows .to(device)
+        self._rate_names = [name for _, name in pairs]
+
+    def _gather(self, group: dict) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[int]]:
+        params, grads, rates, indices = [], [], [], []
+        for i, (p, name) in enumerate(zip(group["params"], self._rate_names)):
+            if p.grad is not None:
+                params.append(p)
+                grads.append(p.grad)
+                rates.append(self._rates[name])
+                indices.append(i)
+        return params, grads, rates, indices
+
+
+class AlraoSGD(_AlraoOptimizer):
+    """SGD where every feature of the pre-classifier and every output copy has its rate.
+
+    ``p -= rate * d`` with ``d = grad + weight_decay * p`` (optionally heavy-ball
+    momentum ``buf = momentum * buf + d``, and Nesterov). Momentum is the standard one,
+    independent of the rate, unlike the rate-dependent clamp of the paper's released code.
+
+    >>> model = AlraoModel(net, num_classes=10)
+    >>> optimizer = AlraoSGD(model, momentum=0.9)
+    """
+
+    def __init__(
+        self,
+        model: AlraoModel,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        foreach: bool = True,
+    ) -> None:
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov needs a momentum above 0")
+        defaults = dict(momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, foreach=foreach)
+        super().__init__(model, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, rates, _ = self._gather(group)
+            buffers = None
+            if group["momentum"]:
+                buffers = [self.state[p].get("momentum_buffer") for p in params]
+            alrao_sgd(
+                params, grads, rates, buffers,
+                momentum=group["momentum"], weight_decay=group["weight_decay"],
+                nesterov=group["nesterov"], foreach=group["foreach"],
+            )
+            if buffers is not None:
+                for p, buf in zip(params, buffers):
+                    self.state[p]["momentum_buffer"] = buf
+            group["step"] += 1
+        return loss
+
+
+def alrao_sgd(
+    params: list[Tensor],
+    grads: list[Tensor],
+    rates: list[Tensor],
+    momentum_buffers: list[Tensor | None] | None,
+    *,
+    momentum: float,
+    weight_decay: float,
+    nesterov: bool,
+    foreach: bool,
+) -> None:
+    """The SGD arithmetic. A missing momentum buffer starts at zero, so that the first
+    step's buffer is the direction itself, as in ``torch.optim.SGD``."""
+    if not params:
+        return
+    if momentum:
+        for i, buf in enumerate(momentum_buffers):
+            if buf is None:
+                momentum_buffers[i] = torch.zeros_like(params[i])
+    impl = _multi_tensor_sgd if foreach else _single_tensor_sgd
+    impl(params, grads, rates, momentum_buffers, momentum, weight_decay, nesterov)
+
+
+def _single_tensor_sgd(params, grads, rates, buffers, momentum, weight_decay, nesterov):
+    for i, (p, grad, rate) in enumerate(zip(params, grads, rates)):
+        d = grad.add(p, alpha=weight_decay) if weight_decay else grad
+        if momentum:
+            buffers[i].mul_(momentum).add_(d)
+            d = d.add(buffers[i], alpha=momentum) if nesterov else buffers[i]
+        p.addcmul_(d, rate, value=-1.0)
+
+
+def _multi_tensor_sgd(params, grads, rates, buffers, momentum, weight_decay, nesterov):
+    if weight_decay:
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    if momentum:
+        torch._foreach_mul_(buffers, momentum)
+        torch._foreach_add_(buffers, grads)
+        grads = torch._foreach_add(grads, buffers, alpha=momentum) if nesterov else buffers
+    torch._foreach_addcmul_(params, grads, rates, value=-1.0)
+
+
+class AlraoAdam(_AlraoOptimizer):
+    """Adam with Alrao's per-feature rates: ``p -= rate * m_hat / (sqrt(v_hat) + eps)``.
+
+    Beware: the paper finds that Alrao-Adam, unlike Alrao-SGD, tends to overfit (its
+    validation loss rises late in training, section 4); prefer AlraoSGD for screening,
+    and keep the best epoch when you use this.
+    """
+
+    def __init__(
+        self,
+        model: AlraoModel,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"betas must lie in [0, 1), got {betas}")
+        super().__init__(model, dict(betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, rates, _ = self._gather(group)
+            if not params:
+                continue
+            for p in params:
+                if "exp_avg" not in self.state[p]:
+                    self.state[p]["exp_avg"] = torch.zeros_like(p)
+                    self.state[p]["exp_avg_sq"] = torch.zeros_like(p)
+            group["step"] += 1
+            _multi_tensor_adam(
+                params, grads, rates,
+                [self.state[p]["exp_avg"] for p in params],
+                [self.state[p]["exp_avg_sq"] for p in params],
+                step=group["step"], betas=group["betas"], eps=group["eps"],
+                weight_decay=group["weight_decay"],
+            )
+        return loss
+
+
+def _multi_tensor_adam(params, grads, rates, exp_avgs, exp_avg_sqs, *, step, betas, eps, weight_decay):
+    beta1, beta2 = betas
+    if weight_decay:
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    denominators = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_div_(denominators, bias_correction2**0.5)
+    torch._foreach_add_(denominators, eps)
+    updates = torch._foreach_div(exp_avgs, denominators)
+    torch._foreach_mul_(updates, rates)
+    torch._foreach_add_(params, updates, alpha=-1.0 / bias_correction1)

@@ -1,0 +1,258 @@
+"""AlraoModel and the single-backward step, against slow, obviously correct versions."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alrao_cli import AlraoAdam, AlraoDivergedError, AlraoModel, AlraoSGD, AlraoUserError, alrao_step
+
+
+def make_mlp(num_classes: int = 5) -> nn.Module:
+    return nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, num_classes))
+
+
+def make_cnn(num_classes: int = 10) -> nn.Module:
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 40)),
+        nn.Conv1d(1, 8, 5, padding=2), nn.BatchNorm1d(8), nn.ReLU(),
+        nn.Conv1d(8, 8, 3, padding=1), nn.BatchNorm1d(8), nn.ReLU(),
+        nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, num_classes),
+    )
+
+
+def batch(n=12, d=8, k=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g), torch.randint(0, k, (n,), generator=g)
+
+
+def test_each_copy_gets_its_own_loss_gradient_and_the_body_the_mixture_gradient():
+    torch.manual_seed(0)
+    model = AlraoModel(make_mlp(), num_classes=5, n_copies=4)
+    for _ in range(3):  # move the posterior away from uniform
+        model.update_switch(-torch.rand(4))
+    x, y = batch()
+    model.loss(x, y).backward_loss.backward()
+
+    # Slow reference: one autograd.grad per copy, on that copy's loss alone.
+    z = model.features(x).detach()
+    weight, bias = model.copies.weight, model.copies.bias
+    for j in range(4):
+        own_loss = F.cross_entropy(z @ weight[j].t() + bias[j], y)
+        grad_w, grad_b = torch.autograd.grad(own_loss, [weight, bias])
+        assert torch.allclose(weight.grad[j], grad_w[j], atol=1e-6)
+        assert torch.allclose(bias.grad[j], grad_b[j], atol=1e-6)
+        assert torch.count_nonzero(grad_w[torch.arange(4) != j]) == 0
+
+    body = [p for p in model.pre_classifier.parameters()]
+    z = model.features(x)
+    logits = torch.einsum("bd,nkd->bnk", z, weight.detach()) + bias.detach()
+    log_a = model.switch.posterior.log().float()
+    log_mix = torch.logsumexp(log_a.view(1, -1, 1) + F.log_softmax(logits, -1), dim=1)
+    mixture_loss = F.nll_loss(log_mix, y)
+    expected = torch.autograd.grad(mixture_loss, body)
+    for p, g in zip(body, expected):
+        assert torch.allclose(p.grad, g, atol=1e-6)
+
+
+def test_mixture_loss_uses_the_posterior_from_before_the_update():
+    torch.manual_seed(0)
+    model = AlraoModel(make_mlp(), num_classes=5, n_copies=3)
+    optimizer = AlraoSGD(model)
+    x, y = batch()
+    model.eval()  # BatchNorm in eval: the same input gives the same features
+    with torch.no_grad():
+        expected = F.nll_loss(model(x), y).item()
+    reported = alrao_step(model, optimizer, x, y)
+    assert reported == pytest.approx(expected, rel=1e-5)
+    assert model.switch.steps == 1
+
+
+def test_the_step_applies_each_features_rate():
+    torch.manual_seed(0)
+    model = AlraoModel(make_mlp(), num_classes=5, n_copies=3)
+    optimizer = AlraoSGD(model)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    x, y = batch()
+    optimizer.zero_grad()
+    model.loss(x, y).backward_loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    optimizer.step()
+    for name, p in model.named_parameters():
+        expected = before[name] - model.rate_of(name) * grads[name]
+        assert torch.allclose(p, expected, atol=1e-7), name
+
+
+def test_copy_rates_are_log_spaced_with_both_ends():
+    model = AlraoModel(make_mlp(), num_classes=5, lr_min=1e-4, lr_max=1.0, n_copies=5)
+    assert torch.allclose(model.copy_lrs, torch.tensor([1e-4, 1e-3, 1e-2, 1e-1, 1.0]), rtol=1e-5)
+    assert model.rate_of("copies.weight").shape == (5, 1, 1)
+
+
+def test_optimizers_match_torch_when_every_rate_is_the_same():
+    """With all rates equal, AlraoSGD/AlraoAdam must be torch's SGD/Adam (independent code)."""
+    cases = [
+        (lambda m: AlraoSGD(m, momentum=0.9, weight_decay=1e-3, nesterov=True),
+         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True)),
+        (lambda m: AlraoSGD(m, momentum=0.5, foreach=False),
+         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.5)),
+        (lambda m: AlraoAdam(m, weight_decay=1e-2),
+         lambda p: torch.optim.Adam(p, lr=0.05, weight_decay=1e-2)),
+    ]
+    for make_alrao, make_torch in cases:
+        torch.manual_seed(0)
+        model = AlraoModel(make_mlp(), num_classes=5, n_copies=2)
+        for buffer in model.rates.buffers():
+            buffer.fill_(0.05)
+        twin = copy.deepcopy(model)
+        alrao_opt, torch_opt = make_alrao(model), make_torch(list(twin.parameters()))
+        for step in range(4):
+            x, y = batch(seed=step)
+            for m, opt in [(model, alrao_opt), (twin, torch_opt)]:
+                opt.zero_grad()
+                m.loss(x, y).backward_loss.backward()
+                opt.step()
+        for a, b in zip(model.parameters(), twin.parameters()):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_foreach_and_single_tensor_paths_agree():
+    results = []
+    for foreach in (True, False):
+        torch.manual_seed(0)
+        model = AlraoModel(make_mlp(), num_classes=5)
+        optimizer = AlraoSGD(model, momentum=0.9, weight_decay=1e-4, foreach=foreach)
+        for step in range(5):
+            alrao_step(model, optimizer, *batch(seed=step))
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-7)
+
+
+def test_state_dict_round_trips_rates_momentum_switch_and_steps():
+    torch.manual_seed(0)
+    model = AlraoModel(make_mlp(), num_classes=5, seed=1)
+    optimizer = AlraoSGD(model, momentum=0.9)
+    for step in range(3):
+        alrao_step(model, optimizer, *batch(seed=step))
+    torch.manual_seed(123)
+    restored = AlraoModel(make_mlp(), num_classes=5, seed=99)  # other init, other rates
+    restored_opt = AlraoSGD(restored, momentum=0.9)
+    # A deep copy stands for the trip to disk: torch's state dicts hold live references.
+    restored.load_state_dict(copy.deepcopy(model.state_dict()))
+    restored_opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    assert restored.switch.steps == 3 and restored_opt.param_groups[0]["step"] == 3
+    for step in range(3, 6):
+        a = alrao_step(model, optimizer, *batch(seed=step))
+        b = alrao_step(restored, restored_opt, *batch(seed=step))
+        assert a == b
+    for p, q in zip(model.parameters(), restored.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_to_after_building_moves_rates_and_switch():
+    torch.manual_seed(0)
+    model = AlraoModel(make_mlp(), num_classes=5).to(torch.float64)
+    optimizer = AlraoSGD(model)
+    x, y = batch()
+    loss = alrao_step(model, optimizer, x.double(), y)
+    assert model.rate_of("copies.weight").dtype == torch.float64
+    assert torch.isfinite(torch.tensor(loss))
+
+
+def test_divergence_is_reported_and_leaves_parameters_untouched():
+    torch.manual_seed(0)
+    model = AlraoModel(make_mlp(), num_classes=5)
+    optimizer = AlraoSGD(model)
+    before = [p.detach().clone() for p in model.parameters()]
+    x, y = batch()
+    x[0, 0] = float("nan")
+    with pytest.raises(AlraoDivergedError) as info:
+        alrao_step(model, optimizer, x, y)
+    assert info.value.step == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_cpu_autocast_step_runs():
+    torch.manual_seed(0)
+    model = AlraoModel(make_mlp(), num_classes=5)
+    optimizer = AlraoSGD(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = alrao_step(model, optimizer, *batch())
+    assert loss == loss and all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_regression_trains():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 2))
+    model = AlraoModel(net, num_classes=2, task="regression", lr_min=1e-3, lr_max=1.0, n_copies=4)
+    optimizer = AlraoSGD(model)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 3, generator=g)
+    y = torch.stack([x[:, 0] - 2 * x[:, 1], x[:, 2] ** 2], dim=1)
+    first = alrao_step(model, optimizer, x[:32], y[:32])
+    for epoch in range(20):
+        for i in range(0, 256, 32):
+            last = alrao_step(model, optimizer, x[i : i + 32], y[i : i + 32])
+    assert last < first - 1.0
+    assert model(x).shape == (256, 2)
+
+
+def synthetic_mnist1d(n: int, seed: int):
+    """Ten noisy shifted templates of length 40: MNIST-1D's shape, made here."""
+    g = torch.Generator().manual_seed(seed)
+    templates = torch.randn(10, 40, generator=torch.Generator().manual_seed(123))
+    y = torch.randint(0, 10, (n,), generator=g)
+    shift = torch.randint(-3, 4, (n,), generator=g)
+    x = torch.stack([templates[c].roll(int(s)) for c, s in zip(y, shift)])
+    return x + 0.5 * torch.randn(n, 40, generator=g), y
+
+
+@pytest.mark.parametrize("make", [lambda: nn.Sequential(nn.Linear(40, 64), nn.ReLU(), nn.Linear(64, 10)), make_cnn])
+def test_alrao_trains_small_models_on_mnist1d_shaped_data(make):
+    torch.manual_seed(0)
+    x, y = synthetic_mnist1d(1024, seed=0)
+    x_val, y_val = synthetic_mnist1d(256, seed=1)
+    model = AlraoModel(make(), num_classes=10)
+    optimizer = AlraoSGD(model)
+    model.eval()
+    with torch.no_grad():
+        untrained = F.nll_loss(model(x_val), y_val).item()
+    model.train()
+    for epoch in range(5):
+        order = torch.randperm(1024, generator=torch.Generator().manual_seed(epoch))
+        for i in range(0, 1024, 32):
+            alrao_step(model, optimizer, x[order[i : i + 32]], y[order[i : i + 32]])
+    model.eval()
+    with torch.no_grad():
+        trained = F.nll_loss(model(x_val), y_val).item()
+    assert trained < 0.6 * untrained
+
+
+def test_same_seed_same_numbers():
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = AlraoModel(make_cnn(), num_classes=10, seed=5)
+        optimizer = AlraoSGD(model, momentum=0.9)
+        x, y = synthetic_mnist1d(64, seed=0)
+        losses.append([alrao_step(model, optimizer, x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)])
+    assert losses[0] == losses[1]
+
+
+def test_a_head_transformed_before_return_is_a_clear_error():
+    class SoftmaxAfterHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 5)
+
+        def forward(self, x):
+            return self.fc(x).softmax(-1)
+
+    model = AlraoModel(SoftmaxAfterHead(), num_classes=5)
+    with pytest.raises(AlraoUserError, match="transforms the output of 'fc'"):
+        model(torch.randn(2, 8))

@@ -1,0 +1,91 @@
+"""Finding the output layer of torchvision's classifiers and of hand-written models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from alrao_cli import AlraoModel, AlraoSGD, AlraoUserError, alrao_step
+from alrao_cli.alrao.head import find_head
+
+TORCHVISION_HEADS = {
+    "resnet18": "fc",
+    "vgg11": "classifier.6",
+    "mobilenet_v2": "classifier.1",
+    "mobilenet_v3_small": "classifier.3",
+    "efficientnet_b0": "classifier.1",
+    "densenet121": "classifier",
+    "convnext_tiny": "classifier.2",
+    "vit_b_16": "heads.head",
+}
+
+
+@pytest.mark.parametrize("name, head", TORCHVISION_HEADS.items(), ids=list(TORCHVISION_HEADS))
+def test_finds_the_head_of_torchvision_classifiers(name, head):
+    with torch.device("meta"):  # structure only: no memory, no time
+        model = torchvision.models.get_model(name, weights=None, num_classes=7)
+    assert find_head(model, 7) == head
+
+
+def test_squeezenet_has_no_linear_head_and_says_so():
+    with torch.device("meta"):
+        model = torchvision.models.squeezenet1_0(weights=None, num_classes=7)
+    with pytest.raises(AlraoUserError, match="no nn.Linear with 7 outputs"):
+        find_head(model, 7)
+
+
+def test_wrapped_resnet18_trains_one_step_on_small_images():
+    torch.manual_seed(0)
+    model = AlraoModel(torchvision.models.resnet18(num_classes=10), num_classes=10, n_copies=3)
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    loss = alrao_step(model, AlraoSGD(model), x, y)
+    assert loss == loss
+    assert model(x).shape == (4, 10)
+    assert model.single_rate_parameters() == []
+
+
+class TwoHeads(nn.Module):
+    """Registers its auxiliary 10-way Linear after the real head."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(6, 8)
+        self.fc = nn.Linear(8, 10)
+        self.aux = nn.Linear(6, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.body(x)))
+
+
+def test_named_head_is_used():
+    model = AlraoModel(TwoHeads(), num_classes=10, head="fc")
+    assert model.head_name == "fc"
+    assert model(torch.randn(3, 6)).shape == (3, 10)
+
+
+def test_a_wrongly_guessed_head_is_caught_on_the_first_forward():
+    model = AlraoModel(TwoHeads(), num_classes=10)
+    assert model.head_name == "aux"
+    with pytest.raises(AlraoUserError, match="'aux' was never called"):
+        model(torch.randn(3, 6))
+
+
+def test_an_unknown_head_name_lists_the_linear_layers():
+    with pytest.raises(AlraoUserError, match="no submodule named 'nope'") as info:
+        find_head(TwoHeads(), 10, "nope")
+    assert "body, fc, aux" in info.value.hint
+
+
+def test_a_head_that_is_not_linear_is_refused():
+    model = nn.Sequential(nn.Conv2d(3, 10, 1), nn.Flatten())
+    with pytest.raises(AlraoUserError, match="is a Conv2d, not an nn.Linear"):
+        find_head(model, 10, "0")
+
+
+def test_features_must_be_flat():
+    model = nn.Sequential(nn.Linear(4, 10))
+    wrapped = AlraoModel(model, num_classes=10)
+    with pytest.raises(AlraoUserError, match="features of shape"):
+        wrapped(torch.randn(2, 3, 4))

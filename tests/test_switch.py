@@ -1,0 +1,118 @@
+"""The switch posterior against a brute-force enumeration of switch sequences."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from alrao_cli import Switch
+
+
+def brute_force_posterior(likelihoods: list[list[float]], theta: float) -> list[float]:
+    """P(model used at T+1 | observations 1..T), by enumerating every switch sequence.
+
+    A sequence is a set of switch times s (a switch after observation s, 1 <= s <= T),
+    a model per segment, and whether the last segment is final. Under the prior, a
+    segment is final with probability 1 - theta; a non-final segment started at
+    observation u ends after observation s >= u with probability
+    (1/(s+1)) * prod_{v=u}^{s-1} (1 - 1/(v+1)); models are uniform over K.
+    """
+    T, K = len(likelihoods), len(likelihoods[0])
+    joint = [0.0] * K
+
+    def survive(start: int, end: int) -> float:  # no switch after observations start..end
+        return math.prod(1 - 1 / (v + 1) for v in range(start, end + 1))
+
+    for n_switches in range(T + 1):
+        for switch_times in itertools.combinations(range(1, T + 1), n_switches):
+            starts = [1] + [s + 1 for s in switch_times]
+            for models in itertools.product(range(K), repeat=len(starts)):
+                prior = (1 / K) ** len(starts)
+                for start, end in zip(starts, switch_times):
+                    prior *= theta * survive(start, end - 1) / (end + 1)
+                likelihood = 1.0
+                for seg, start in enumerate(starts):
+                    stop = starts[seg + 1] - 1 if seg + 1 < len(starts) else T
+                    for t in range(start, stop + 1):
+                        likelihood *= likelihoods[t - 1][models[seg]]
+                # The last segment is final, or not and has not switched again by T.
+                tail = (1 - theta) + theta * survive(starts[-1], T)
+                joint[models[-1]] += prior * likelihood * tail
+    total = sum(joint)
+    return [j / total for j in joint]
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.3, 0.9, 0.999, 1.0])
+def test_switch_matches_enumeration(theta):
+    generator = torch.Generator().manual_seed(1)
+    likelihoods = torch.rand(4, 3, generator=generator, dtype=torch.float64) + 0.05
+    switch = Switch(3, theta=theta)
+    for t in range(4):
+        switch.update(likelihoods[t].log())
+        expected = brute_force_posterior(likelihoods[: t + 1].tolist(), theta)
+        assert torch.allclose(switch.posterior, torch.tensor(expected, dtype=torch.float64), atol=1e-12)
+        assert torch.allclose(switch.log_posterior.exp().double(), switch.posterior, atol=1e-6)
+
+
+def test_posterior_starts_uniform_and_sums_to_one():
+    switch = Switch(4)
+    assert torch.allclose(switch.posterior, torch.full((4,), 0.25, dtype=torch.float64))
+    for _ in range(50):
+        switch.update(-torch.rand(4) * 5)
+        assert switch.posterior.sum().item() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_favours_a_consistently_better_model_then_recovers_when_it_changes():
+    switch = Switch(3, theta=0.999)
+    better_first = torch.tensor([-0.5, -1.0, -2.0])
+    for _ in range(200):
+        switch.update(better_first)
+    assert switch.posterior.argmax().item() == 0
+    assert switch.posterior[0] > 0.95
+    better_later = torch.tensor([-2.0, -1.0, -0.5])
+    for _ in range(200):
+        switch.update(better_later)
+    assert switch.posterior.argmax().item() == 2
+    assert switch.posterior[2] > 0.95
+
+
+def test_switch_recovers_faster_than_bayesian_averaging():
+    # theta = 0 forbids switches: plain Bayesian model averaging, which must "catch up".
+    switching, bayes = Switch(2, theta=0.999), Switch(2, theta=0.0)
+    for log_p in [torch.tensor([-0.5, -1.0])] * 300 + [torch.tensor([-1.0, -0.5])] * 30:
+        switching.update(log_p)
+        bayes.update(log_p)
+    assert switching.posterior[1] > 0.5 > bayes.posterior[1]
+
+
+def test_stays_finite_over_a_million_updates():
+    switch = Switch(10)
+    generator = torch.Generator().manual_seed(0)
+    extreme = torch.tensor([0.0, -1e4, -float("inf"), float("nan")] + [-1.0] * 6)
+    for i in range(100_000):
+        switch.update(extreme if i % 1000 == 0 else -torch.rand(10, generator=generator))
+    switch.steps = 1_000_000  # the same renormalised recursion, deep into training
+    for _ in range(20_000):
+        switch.update(-torch.rand(10, generator=generator) * 3)
+    for _ in range(10):
+        switch.update(torch.full((10,), -float("inf")))  # every copy diverged at once
+    assert torch.isfinite(switch.log_weights).all()
+    assert torch.isfinite(switch.log_posterior).all()
+    assert switch.posterior.sum().item() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_state_dict_round_trip():
+    switch = Switch(3)
+    for _ in range(7):
+        switch.update(-torch.rand(3))
+    restored = Switch(3)
+    restored.load_state_dict(switch.state_dict())
+    assert restored.steps == 7
+    assert torch.equal(restored.log_weights, switch.log_weights)
+    update = torch.tensor([-0.1, -0.2, -0.3])
+    switch.update(update)
+    restored.update(update)
+    assert torch.equal(restored.posterior, switch.posterior)
