@@ -1,0 +1,5 @@
+"""``python -m alrao_cli`` runs the command line."""
+
+from alrao_cli.cli import main
+
+main()

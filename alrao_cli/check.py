@@ -1,0 +1,361 @@
+"""``alrao check``: smoke-check model code in seconds, before a screen or in CI.
+
+A screen trains every architecture for many epochs; a model that cannot be wrapped,
+never trains one of its layers or cannot be reloaded from a checkpoint should fail in
+seconds, with the reason, before anything is spent on it. Each architecture goes through
+six items, in order, and stops at its first failure (the later items need what the
+earlier ones built, so they are reported as skipped):
+
+1. ``build``: the model imports and builds for the data's classes and example shape;
+2. ``forward``: one batch gives finite ``[batch, num_classes]`` outputs;
+3. ``wrap``: Alrao finds the output layer and wraps the model; parameters that fell
+   back to one learning rate per tensor are noted;
+4. ``train``: a few Alrao-SGD steps on one fixed batch give finite losses, reach every
+   trainable parameter with a gradient, and lower the loss (a model that cannot overfit
+   16 examples cannot learn);
+5. ``serialize``: model and optimizer state survive ``torch.save``/``torch.load`` into a
+   model built from another seed (what resuming a screen does);
+6. ``deterministic``: a second build and run with the same seed gives identical numbers
+   (what makes a screen reproducible).
+
+Everything runs on one fixed batch, so the whole zoo checks in a few seconds on CPU.
+Nothing here prints: :mod:`alrao_cli.check_report` shows the results.
+"""
+
+from __future__ import annotations
+
+import io
+import sysconfig
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from alrao_cli.alrao import AlraoModel, AlraoSGD, alrao_step
+from alrao_cli.data import DataInfo, LoadedData, batches
+from alrao_cli.errors import AlraoUserError
+from alrao_cli.registry import build_model, count_parameters, expand_arch
+
+CHECK_ITEMS = ("build", "forward", "wrap", "train", "serialize", "deterministic")
+BATCH_SIZE = 16
+# A wide range with a fast end: a few steps then lower the loss of every zoo model.
+CHECK_LR_MIN = 1e-3
+CHECK_LR_MAX = 1.0
+CHECK_COPIES = 5
+# Some momentum, so that the optimizer has state that serialization must carry.
+CHECK_MOMENTUM = 0.5
+
+Status = Literal["passed", "failed", "skipped"]
+
+_TORCH_DIR = Path(torch.__file__).resolve().parent
+_ALRAO_DIR = Path(__file__).resolve().parent
+_ZOO_DIR = _ALRAO_DIR / "models"
+_STDLIB_DIR = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The outcome of one item for one architecture.
+
+    ``reason`` (one line) says why a failed item failed; ``detail`` is what a passed item
+    found worth showing (a parameter count, the loss going down, a note).
+    """
+
+    name: str
+    status: Status
+    seconds: float
+    reason: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchCheck:
+    """All the items of one architecture, in :data:`CHECK_ITEMS` order."""
+
+    arch: str
+    items: tuple[ItemResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(item.status == "passed" for item in self.items)
+
+
+class CheckFailed(Exception):
+    """An item's condition did not hold; the message is the reason shown to the user."""
+
+
+def run_checks(
+    archs: list[str],
+    data: LoadedData,
+    steps: int = 5,
+    seed: int = 0,
+    model_kwargs: dict[str, Any] | None = None,
+) -> list[ArchCheck]:
+    """Check every architecture the ARCH strings name, in order.
+
+    Each ARCH is expanded (a file or a zoo pattern may name several models); one that
+    cannot be resolved fails its ``build`` item with the error's message. A failing
+    architecture never stops the others.
+    """
+    _check_steps(steps)
+    results: list[ArchCheck] = []
+    for arch in archs:
+        started = time.perf_counter()
+        try:
+            canonical = expand_arch(arch)
+        except Exception as error:  # any user file may raise anything while importing
+            results.append(_failed_at_build(arch, failure_reason(error), time.perf_counter() - started))
+            continue
+        results.extend(check_architecture(name, data, steps, seed, model_kwargs) for name in canonical)
+    return results
+
+
+def check_architecture(
+    arch: str,
+    data: LoadedData,
+    steps: int = 5,
+    seed: int = 0,
+    kwargs: dict[str, Any] | None = None,
+) -> ArchCheck:
+    """Run the six items on one architecture, stopping at the first that fails.
+
+    The global torch random state is restored afterwards: checking leaves the caller's
+    random numbers as they were.
+    """
+    _check_steps(steps)
+    x, y = fixed_batch(data, seed)
+    checker = _Checker(arch, data.info, x, y, steps, seed, kwargs)
+    items: list[ItemResult] = []
+    with torch.random.fork_rng(devices=[]):
+        for name in CHECK_ITEMS:
+            if items and items[-1].status != "passed":
+                items.append(ItemResult(name, "skipped", 0.0))
+                continue
+            items.append(_run_item(name, getattr(checker, name)))
+    return ArchCheck(arch, tuple(items))
+
+
+def fixed_batch(data: LoadedData, seed: int) -> tuple[Tensor, Tensor]:
+    """The first :data:`BATCH_SIZE` training examples: the one batch every item uses."""
+    first = next(iter(batches(data.train, BATCH_SIZE, shuffle=False, seed=seed, epoch=0)), None)
+    if first is None:
+        raise AlraoUserError(f"the training set of {data.info.name} is empty", hint="check the --data source")
+    return first
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line for a failure: the message of a user error or a failed check, else ``Type: message``.
+
+    An unexpected exception raised in model code also says where (``file:line``), since
+    in CI that line is all the user sees.
+    """
+    if isinstance(error, (CheckFailed, AlraoUserError)):
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}"
+        where = _model_code_location(error)
+        if where:
+            text += f" (at {where})"
+    return " ".join(text.split()) or type(error).__name__
+
+
+def _model_code_location(error: BaseException) -> str | None:
+    """``file:line`` of the deepest frame in the model's code (not torch, alrao or the stdlib)."""
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        path = Path(frame.filename).resolve()
+        in_library = any(path.is_relative_to(folder) for folder in (_TORCH_DIR, _ALRAO_DIR, _STDLIB_DIR))
+        if path.is_file() and (path.is_relative_to(_ZOO_DIR) or not in_library):
+            return f"{frame.filename}:{frame.lineno}"
+    return None
+
+
+def _check_steps(steps: int) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise AlraoUserError(
+            f"the number of check steps must be an integer of at least 2, got {steps!r}",
+            hint="the train item compares the last step's loss with the first",
+        )
+
+
+def _failed_at_build(arch: str, reason: str, seconds: float) -> ArchCheck:
+    build = ItemResult(CHECK_ITEMS[0], "failed", seconds, reason)
+    return ArchCheck(arch, (build, *(ItemResult(name, "skipped", 0.0) for name in CHECK_ITEMS[1:])))
+
+
+def _run_item(name: str, item: Callable[[], str | None]) -> ItemResult:
+    started = time.perf_counter()
+    try:
+        detail = item()
+    except Exception as error:  # a model's code may raise anything: that is what is checked
+        return ItemResult(name, "failed", time.perf_counter() - started, failure_reason(error))
+    return ItemResult(name, "passed", time.perf_counter() - started, detail=detail)
+
+
+def _largest_difference(a: Tensor, b: Tensor) -> float:
+    return float((a.double() - b.double()).abs().max())
+
+
+class _Checker:
+    """The items of one architecture, as methods sharing what the earlier ones built.
+
+    Each item returns its detail (or None) and raises to fail. The ``deterministic`` item
+    runs ``build``, ``forward``, ``wrap`` and ``train`` again on a second checker, in the
+    same order, so that the two runs consume random numbers identically.
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        info: DataInfo,
+        x: Tensor,
+        y: Tensor,
+        steps: int,
+        seed: int,
+        kwargs: dict[str, Any] | None,
+    ) -> None:
+        self.arch, self.info, self.x, self.y = arch, info, x, y
+        self.steps, self.seed, self.kwargs = steps, seed, kwargs
+        self.model: nn.Module | None = None
+        self.output: Tensor | None = None  # the unwrapped model's output on the batch
+        self.wrapped: AlraoModel | None = None
+        self.optimizer: AlraoSGD | None = None
+        self.losses: tuple[float, ...] = ()
+        self.trained_output: Tensor | None = None  # the wrapped model's output after training
+
+    # -- what every item builds on ------------------------------------------------------
+    def _build_wrapped(self, seed: int) -> AlraoModel:
+        torch.manual_seed(seed)
+        model = build_model(self.arch, self.info.num_classes, self.info.input_shape, self.kwargs)
+        return self._wrap(model, seed)
+
+    def _wrap(self, model: nn.Module, seed: int) -> AlraoModel:
+        return AlraoModel(
+            model, self.info.num_classes, CHECK_LR_MIN, CHECK_LR_MAX, CHECK_COPIES,
+            seed=seed, task=self.info.task,
+        )
+
+    def _eval_output(self, model: nn.Module) -> Any:
+        """The model's output on the batch in eval mode (no dropout, no BatchNorm update)."""
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return model(self.x)
+        finally:
+            model.train(was_training)
+
+    # -- the items ----------------------------------------------------------------------
+    def build(self) -> str:
+        torch.manual_seed(self.seed)
+        self.model = build_model(self.arch, self.info.num_classes, self.info.input_shape, self.kwargs)
+        return f"{type(self.model).__name__}, {count_parameters(self.model):,} parameters"
+
+    def forward(self) -> str:
+        output = self._eval_output(self.model)
+        expected = (self.x.shape[0], self.info.num_classes)
+        if not isinstance(output, Tensor):
+            raise CheckFailed(
+                f"forward() returned a {type(output).__name__}; expected one tensor [batch, num_classes]"
+            )
+        if tuple(output.shape) != expected:
+            raise CheckFailed(
+                f"the output is {list(output.shape)}, expected {list(expected)} ([batch, num_classes]) "
+                f"for an input of {list(self.x.shape)}"
+            )
+        bad = int((~torch.isfinite(output)).sum())
+        if bad:
+            raise CheckFailed(f"the output holds {bad} non-finite values (NaN or inf) out of {output.numel()}")
+        self.output = output
+        return f"output {list(output.shape)}"
+
+    def wrap(self) -> str:
+        self.wrapped = self._wrap(self.model, self.seed)
+        self._eval_output(self.wrapped)  # the head's output must be what forward() returns
+        detail = f"head {self.wrapped.head_name!r} replaced by {CHECK_COPIES} copies"
+        fell_back = self.wrapped.single_rate_parameters()
+        if fell_back:
+            detail += f"; one rate per tensor (no per-feature rule) for: {', '.join(fell_back)}"
+        return detail
+
+    def train(self) -> str:
+        wrapped = self.wrapped
+        wrapped.train()
+        optimizer = AlraoSGD(wrapped, momentum=CHECK_MOMENTUM)
+        trainable = [name for name, p in wrapped.named_parameters() if p.requires_grad]
+        reached: set[str] = set()
+        losses = []
+        for _ in range(self.steps):
+            losses.append(alrao_step(wrapped, optimizer, self.x, self.y))
+            reached.update(name for name, p in wrapped.named_parameters() if p.grad is not None and bool(p.grad.any()))
+        missing = [name.removeprefix("pre_classifier.") for name in trainable if name not in reached]
+        if missing:
+            raise CheckFailed(
+                f"no gradient reached {len(missing)} trainable parameter(s): {', '.join(missing)} "
+                "(unused in forward(), detached, or with an always-zero gradient)"
+            )
+        if not losses[-1] < losses[0]:
+            raise CheckFailed(
+                f"the loss on one fixed batch did not go down in {self.steps} steps "
+                f"({losses[0]:.4f} -> {losses[-1]:.4f})"
+            )
+        self.optimizer, self.losses = optimizer, tuple(losses)
+        self.trained_output = self._eval_output(wrapped)
+        return f"loss {losses[0]:.3f} -> {losses[-1]:.3f} in {self.steps} steps"
+
+    def serialize(self) -> str:
+        buffer = io.BytesIO()
+        torch.save({"model": self.wrapped.state_dict(), "optimizer": self.optimizer.state_dict()}, buffer)
+        size = buffer.tell()
+        buffer.seek(0)
+        saved = torch.load(buffer, weights_only=True)
+        fresh = self._build_wrapped(self.seed + 1)  # other values everywhere: they must come from the file
+        fresh.load_state_dict(saved["model"])
+        fresh_optimizer = AlraoSGD(fresh, momentum=CHECK_MOMENTUM)
+        fresh_optimizer.load_state_dict(saved["optimizer"])
+        difference = _largest_difference(self._eval_output(self.wrapped), self._eval_output(fresh))
+        if difference:
+            raise CheckFailed(
+                f"outputs differ after loading the state dict (by up to {difference:.3g}): some state "
+                "is not saved (a tensor attribute that is not a registered buffer?)"
+            )
+        for model, optimizer in ((self.wrapped, self.optimizer), (fresh, fresh_optimizer)):
+            torch.manual_seed(self.seed)
+            alrao_step(model, optimizer, self.x, self.y)
+        difference = _largest_difference(self._eval_output(self.wrapped), self._eval_output(fresh))
+        if difference:
+            raise CheckFailed(
+                f"a training step after loading differs from one before saving (by up to {difference:.3g}): "
+                "the optimizer's state did not come through"
+            )
+        return f"{size / 1024:,.0f} KiB of state"
+
+    def deterministic(self) -> None:
+        again = _Checker(self.arch, self.info, self.x, self.y, self.steps, self.seed, self.kwargs)
+        try:
+            for item in (again.build, again.forward, again.wrap, again.train):
+                item()
+        except Exception as error:  # the first run passed these items: the second must too
+            raise CheckFailed(
+                f"a second run with seed {self.seed} failed where the first passed: {failure_reason(error)}"
+            ) from error
+        difference = _largest_difference(self.output, again.output)
+        if difference:
+            raise CheckFailed(
+                f"two builds with seed {self.seed} give different outputs (by up to {difference:.3g}): "
+                "the model draws random numbers outside torch's seeded generator"
+            )
+        for step, (first, second) in enumerate(zip(self.losses, again.losses), start=1):
+            if first != second:
+                raise CheckFailed(
+                    f"two runs with seed {self.seed} give different losses at step {step} ({first!r} vs {second!r})"
+                )
+        difference = _largest_difference(self.trained_output, again.trained_output)
+        if difference:
+            raise CheckFailed(
+                f"two runs with seed {self.seed} give different outputs after training (by up to {difference:.3g})"
+            )

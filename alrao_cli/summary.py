@@ -1,0 +1,112 @@
+"""What the command line prints about a study, in each format, from its results alone.
+
+``alrao screen`` / ``compare`` print through here when they end, and ``alrao report``
+prints the same thing from the saved results: one code path, so a report redraws exactly
+what the run showed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from alrao_cli import report
+from alrao_cli.ranking import compare_architectures, rank_screen
+from alrao_cli.results import StudyResult
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def study_json(study: StudyResult, run_dir: Path) -> dict:
+    if study.kind == "compare":
+        return report.compare_json(str(run_dir), compare_architectures(study.runs))
+    return report.screen_json(str(run_dir), rank_screen(study.runs))
+
+
+def study_tables(study: StudyResult) -> list[Table]:
+    if study.kind == "compare":
+        return report.compare_tables(compare_architectures(study.runs))
+    has_baselines = any(run.method != "alrao" for run in study.runs)
+    baselines = compare_architectures(study.runs) if has_baselines else None
+    return [report.screen_table(rank_screen(study.runs), baselines)]
+
+
+def print_report(study: StudyResult, run_dir: Path, output_format: str, out: Console) -> None:
+    """Print a study's results as a rich table, JSON, CSV or Markdown on ``out``."""
+    if output_format == "json":
+        out.print_json(json.dumps(study_json(study, run_dir), allow_nan=False))
+    elif output_format in ("csv", "markdown"):
+        compare = study.kind == "compare"
+        if compare:
+            summary = compare_architectures(study.runs)
+            text = report.compare_to_csv(summary) if output_format == "csv" else report.compare_to_markdown(summary)
+        else:
+            ranked = rank_screen(study.runs)
+            text = report.to_csv(ranked) if output_format == "csv" else report.to_markdown(ranked)
+        out.out(text, highlight=False)
+    else:
+        for table in study_tables(study):
+            out.print(table)
+
+
+def write_plots(study: StudyResult, run_dir: Path) -> list[Path]:
+    """Every plot the study can draw, into the run directory."""
+    paths = report.plot_learning_curves(study, run_dir) + report.plot_posterior(study, run_dir)
+    if study.kind == "compare":
+        paths += report.plot_rank_comparison(compare_architectures(study.runs), run_dir)
+    return paths
+
+
+def print_outcome(outcome, out: Console, err: Console, json_out: bool, quiet: bool) -> None:
+    """The end of a screen or compare: the table (or JSON), plots, and what to do next."""
+    study, run_dir = outcome.study, outcome.run_dir
+    if study.config.get("plots", True) and not outcome.interrupted:
+        write_plots(study, run_dir)
+    if json_out:
+        print_report(study, run_dir, "json", out)
+    else:
+        print_report(study, run_dir, "table", out)
+    if quiet:
+        return
+    if outcome.interrupted:
+        err.print(
+            f"[yellow]interrupted[/]: {len(study.runs)} run(s) saved in {run_dir}. Resume with:\n"
+            f"  alrao {study.kind} --resume {run_dir}",
+            highlight=False,
+        )
+    elif outcome.stopped_early:
+        err.print("[yellow]stopped at the first failure (--fail-fast)[/]")
+    if not outcome.interrupted:
+        failed = [run for run in study.runs if run.status != "ok"]
+        note = f", {len(failed)} failed or diverged" if failed else ""
+        err.print(f"results in {run_dir}{note}", highlight=False)
+
+
+def print_models(pattern: str, torchvision_models: bool, json_out: bool, out: Console) -> None:
+    """The zoo with parameter counts on MNIST-1D shapes, or torchvision's classifier names."""
+    from alrao_cli.registry import build_model, count_parameters, list_torchvision_models, list_zoo
+
+    if torchvision_models:
+        names = list_torchvision_models(pattern)
+        if json_out:
+            out.print_json(json.dumps([f"torchvision:{n}" for n in names]))
+        else:
+            for name in names:
+                out.print(f"torchvision:{name}", highlight=False)
+        return
+    rows = []
+    for entry in list_zoo(pattern):
+        params = count_parameters(build_model(entry.name, 10, (40,)))
+        rows.append({"name": entry.name, "params_mnist1d": params, "fits": list(entry.fits), "description": entry.description})
+    if json_out:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="alrao zoo (use a name as ARCH)", title_justify="left")
+    for column, justify in [("name", "left"), ("params (MNIST-1D)", "right"), ("fits", "left"), ("description", "left")]:
+        table.add_column(column, justify=justify)
+    for row in rows:
+        table.add_row(row["name"], f"{row['params_mnist1d']:,}", ", ".join(row["fits"]), row["description"])
+    out.print(table)

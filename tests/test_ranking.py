@@ -1,0 +1,214 @@
+"""Ranking and comparison from hand-made results, checked against hand computations."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+
+from alrao_cli.ranking import compare_architectures, gap, kendall_tau, rank_screen, spearman_rho
+from alrao_cli.results import EpochRecord, RunResult
+
+NAN = math.nan
+
+
+def result(arch: str, losses: tuple[float, ...] = (), *, method: str = "alrao", lr: float | None = None,
+           seed: int = 0, status: str = "ok", reason: str | None = None, acc: float | None = 0.5,
+           seconds: float = 1.0, posterior: tuple[float, ...] | None = None,
+           copy_lrs: tuple[float, ...] | None = None) -> RunResult:
+    """A run whose validation loss per epoch is ``losses``."""
+    history = tuple(
+        EpochRecord(epoch=i, step=i, train_loss=loss, train_acc=None, val_loss=loss, val_acc=acc,
+                    seconds=float(i), posterior=posterior)
+        for i, loss in enumerate(losses, start=1)
+    )
+    rate = "" if lr is None else f"|lr={lr:g}"
+    return RunResult(
+        key=f"{arch}|{method}{rate}|seed={seed}", arch=arch, method=method, lr=lr, seed=seed,
+        status=status, reason=reason, params=100, seconds=seconds, history=history, copy_lrs=copy_lrs,
+    )
+
+
+def test_screen_order_healthy_by_loss_then_accuracy_then_name_then_diverged_then_failed() -> None:
+    runs = [
+        result("a", (0.5,), acc=0.8),
+        result("e", (0.9, NAN), status="diverged", reason="loss became nan"),
+        result("f", status="failed", reason="ImportError: no module"),
+        result("d", (0.5,), acc=0.9),
+        result("b", (0.6, 0.3)),
+        result("g", (0.1,), status="diverged", reason="loss became inf"),  # low loss, still after ok
+        result("h", (0.5,), acc=None),
+        result("c", (0.5,), acc=0.9),
+        result("b", (0.01,), method="sgd", lr=0.1),  # not Alrao: not in the screen ranking
+    ]
+    ranked = rank_screen(runs)
+
+    assert [entry.arch for entry in ranked] == ["b", "c", "d", "a", "h", "e", "g", "f"]
+    assert [entry.rank for entry in ranked] == list(range(1, 9))
+    assert [entry.status for entry in ranked][-3:] == ["diverged", "diverged", "failed"]
+    assert ranked[0].val_loss == 0.3 and ranked[0].epoch == 2 and ranked[0].curve == (0.6, 0.3)
+    assert ranked[-1].reason == "ImportError: no module" and ranked[-1].val_loss is None
+    assert ranked[0].val_loss_std is None  # one seed
+
+
+def test_screen_averages_seeds_and_takes_details_from_the_first() -> None:
+    runs = [
+        result("mlp", (0.7, 0.6), seed=2, acc=0.7, seconds=3.0),
+        result("mlp", (0.2, 0.5), seed=0, acc=0.9, seconds=1.0, posterior=(0.2, 0.8), copy_lrs=(0.01, 0.1)),
+        result("mlp", (0.4,), seed=1, acc=0.8, seconds=2.0),
+    ]
+    [entry] = rank_screen(runs)
+
+    assert entry.val_loss == pytest.approx(statistics.fmean([0.2, 0.4, 0.6]))
+    assert entry.val_loss_std == pytest.approx(0.2)  # sample standard deviation
+    assert entry.val_acc == pytest.approx(0.8)
+    assert entry.seconds == pytest.approx(6.0)
+    assert (entry.epoch, entry.curve, entry.lr_selected) == (1, (0.2, 0.5), 0.1)  # seed 0
+
+
+def test_one_unhealthy_seed_marks_the_architecture() -> None:
+    runs = [
+        result("mlp", (0.2,), seed=0),
+        result("mlp", (0.3, NAN), seed=1, status="diverged", reason="loss became nan"),
+        result("cnn", (0.9,), seed=0),
+        result("cnn", seed=1, status="failed", reason="CUDA error"),
+        result("cnn", (0.8,), seed=2, status="diverged", reason="loss became inf"),
+    ]
+    ranked = {entry.arch: entry for entry in rank_screen(runs)}
+
+    assert ranked["mlp"].status == "diverged" and ranked["mlp"].reason == "seed 1: loss became nan"
+    assert ranked["cnn"].status == "failed" and ranked["cnn"].reason == "seed 1: CUDA error"
+    assert ranked["mlp"].val_loss == pytest.approx(0.25)  # the best each seed reached
+    assert [ranked["mlp"].rank, ranked["cnn"].rank] == [1, 2]
+
+
+def test_an_ok_run_without_a_finite_loss_counts_as_diverged() -> None:
+    [entry] = rank_screen([result("mlp", (NAN,))])
+    assert entry.status == "diverged" and entry.val_loss is None and entry.reason
+
+
+def test_compare_picks_the_best_healthy_sgd_rate_and_the_gap() -> None:
+    runs = [
+        result("mlp", (0.5, 0.33), seconds=5.0),
+        result("mlp", (0.5,), method="sgd", lr=0.01, seconds=2.0),
+        result("mlp", (0.4, 0.3), method="sgd", lr=0.1, seconds=2.0),
+        result("mlp", (0.05, NAN), method="sgd", lr=1.0, status="diverged", reason="nan", seconds=1.0),
+        result("mlp", (0.35,), method="adam", lr=1e-3, seconds=2.0),
+        result("lonely", (0.6,), seconds=4.0),
+    ]
+    summary = compare_architectures(runs)
+    mlp, lonely = summary.architectures
+
+    assert [stats.lr for stats in mlp.sgd] == [0.01, 0.1, 1.0]
+    assert mlp.best_sgd_lr == 0.1  # the diverged rate's lower loss does not count
+    assert mlp.best_sgd is not None and mlp.best_sgd.val_loss == 0.3
+    assert mlp.gap == pytest.approx(0.33 / 0.3 - 1)
+    assert mlp.sgd[2].status == "diverged"
+    assert mlp.adam is not None and mlp.adam.val_loss == 0.35
+    assert (lonely.best_sgd_lr, lonely.gap, lonely.adam, lonely.sgd) == (None, None, None, ())
+    assert [pair.arch for pair in summary.ranking] == ["mlp"]  # only architectures with both
+    assert (summary.kendall_tau, summary.spearman_rho) == (None, None)
+    assert summary.alrao_seconds == 9.0 and summary.grid_seconds == 5.0
+
+
+def test_compare_with_a_seed_diverging_at_one_rate() -> None:
+    runs = [
+        result("mlp", (0.4,), seed=0),
+        result("mlp", (0.5,), seed=1),
+        result("mlp", (0.2,), method="sgd", lr=1.0, seed=0),
+        result("mlp", (NAN,), method="sgd", lr=1.0, seed=1, status="diverged", reason="nan"),
+        result("mlp", (0.3,), method="sgd", lr=0.1, seed=0),
+        result("mlp", (0.5,), method="sgd", lr=0.1, seed=1),
+    ]
+    [mlp] = compare_architectures(runs).architectures
+
+    assert mlp.best_sgd_lr == 0.1 and mlp.sgd[1].status == "diverged"
+    assert mlp.gap == pytest.approx(0.45 / 0.4 - 1)
+    assert mlp.alrao is not None and mlp.alrao.val_loss_std == pytest.approx(statistics.stdev([0.4, 0.5]))
+    assert [one.seed for one in mlp.per_seed] == [0, 1]
+    assert [one.best_sgd_lr for one in mlp.per_seed] == [1.0, 0.1]  # each seed on its own
+    assert mlp.per_seed[0].gap == pytest.approx(0.4 / 0.2 - 1)
+
+
+def test_compare_without_a_healthy_alrao_has_no_gap() -> None:
+    runs = [
+        result("mlp", status="failed", reason="boom"),
+        result("mlp", (0.3,), method="sgd", lr=0.1),
+    ]
+    [mlp] = compare_architectures(runs).architectures
+    assert mlp.best_sgd_lr == 0.1 and mlp.gap is None
+
+
+def test_compare_ranks_and_correlates_across_architectures() -> None:
+    alrao = {"a": 0.1, "b": 0.2, "c": 0.3}
+    sgd = {"a": 0.15, "b": 0.1, "c": 0.3}
+    runs = [result(arch, (loss,)) for arch, loss in alrao.items()]
+    runs += [result(arch, (loss,), method="sgd", lr=0.1) for arch, loss in sgd.items()]
+    summary = compare_architectures(runs)
+
+    assert [(p.arch, p.alrao_rank, p.sgd_rank) for p in summary.ranking] == [("a", 1, 2), ("b", 2, 1), ("c", 3, 3)]
+    assert summary.kendall_tau == pytest.approx(1 / 3)  # 2 concordant, 1 discordant pair
+    assert summary.spearman_rho == pytest.approx(1 - 6 * 2 / (3 * 8))
+
+
+@pytest.mark.parametrize(
+    ("xs", "ys", "tau", "rho"),
+    [
+        ([1, 2, 3, 4], [10, 20, 30, 40], 1.0, 1.0),
+        ([1, 2, 3, 4], [4, 3, 2, 1], -1.0, -1.0),
+        ([1, 2, 3], [2, 1, 3], 1 / 3, 0.5),
+        # x ties once: 5 concordant pairs out of 6, tau-b = 5 / sqrt(5 * 6);
+        # average ranks x = 1, 2.5, 2.5, 4 give rho = 4.5 / sqrt(4.5 * 5).
+        ([1, 2, 2, 3], [1, 2, 3, 4], 5 / math.sqrt(30), 4.5 / math.sqrt(22.5)),
+        # ties on both sides: tau-b = 3 / sqrt((6 - 1) * (6 - 3)); centred average ranks
+        # x = -1, -1, 0.5, 1.5 and y = -0.5, -0.5, -0.5, 1.5 give rho = 3 / sqrt(4.5 * 3).
+        ([1, 1, 2, 3], [1, 1, 1, 2], 3 / math.sqrt(15), 3 / math.sqrt(13.5)),
+        ([1], [2], None, None),
+        ([], [], None, None),
+        ([2, 2, 2], [1, 2, 3], None, None),  # one side all tied: undefined
+    ],
+)
+def test_rank_correlations_on_hand_computed_cases(xs, ys, tau, rho) -> None:
+    assert kendall_tau(xs, ys) == (None if tau is None else pytest.approx(tau))
+    assert spearman_rho(xs, ys) == (None if rho is None else pytest.approx(rho))
+
+
+@pytest.mark.parametrize(
+    ("xs", "ys"),
+    [
+        ([0.3, 0.1, 0.2, 0.2, 0.9, 0.5], [0.2, 0.2, 0.1, 0.4, 0.8, 0.8]),
+        ([1, 2, 3, 4, 5, 6, 7], [3, 1, 2, 7, 5, 6, 4]),
+        ([1, 1, 1, 2, 2], [5, 4, 4, 1, 2]),
+    ],
+)
+def test_rank_correlations_agree_with_scipy(xs, ys) -> None:
+    stats = pytest.importorskip("scipy.stats")
+    assert kendall_tau(xs, ys) == pytest.approx(stats.kendalltau(xs, ys).statistic)
+    assert spearman_rho(xs, ys) == pytest.approx(stats.spearmanr(xs, ys).statistic)
+
+
+@pytest.mark.parametrize(("xs", "ys"), [([1, 2], [1]), ([1, NAN], [1, 2])])
+def test_rank_correlations_refuse_bad_input(xs, ys) -> None:
+    with pytest.raises(ValueError):
+        kendall_tau(xs, ys)
+    with pytest.raises(ValueError):
+        spearman_rho(xs, ys)
+
+
+@pytest.mark.parametrize(
+    ("alrao", "best", "expected"),
+    [
+        (0.33, 0.3, 0.1),
+        (0.3, 0.3, 0.0),
+        (0.27, 0.3, -0.1),
+        (None, 0.3, None),
+        (0.3, None, None),
+        (NAN, 0.3, None),
+        (0.3, math.inf, None),
+        (0.3, 0.0, None),
+    ],
+)
+def test_gap(alrao, best, expected) -> None:
+    got = gap(alrao, best)
+    assert got == (None if expected is None else pytest.approx(expected))
