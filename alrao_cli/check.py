@@ -187,13 +187,22 @@ def _failed_at_build(arch: str, reason: str, seconds: float) -> ArchCheck:
     return ArchCheck(arch, (build, *(ItemResult(name, "skipped", 0.0) for name in CHECK_ITEMS[1:])))
 
 
-def _run_item(name: str, item: Callable[[], str | None]) -> ItemResult:
+def _run_item(name: str, item: Callable[[], str]) -> ItemResult:
     started = time.perf_counter()
     try:
         detail = item()
     except Exception as error:  # a model's code may raise anything: that is what is checked
         return ItemResult(name, "failed", time.perf_counter() - started, failure_reason(error))
     return ItemResult(name, "passed", time.perf_counter() - started, detail=detail)
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB" if size >= 2**20 else f"{size / 2**10:,.0f} KiB"
+
+
+def _has_gradient(parameter: Tensor) -> bool:
+    """Whether the last backward reached the parameter with anything but zeros."""
+    return parameter.grad is not None and bool(parameter.grad.any())
 
 
 def _largest_difference(a: Tensor, b: Tensor) -> float:
@@ -203,7 +212,7 @@ def _largest_difference(a: Tensor, b: Tensor) -> float:
 class _Checker:
     """The items of one architecture, as methods sharing what the earlier ones built.
 
-    Each item returns its detail (or None) and raises to fail. The ``deterministic`` item
+    Each item returns its detail and raises to fail. The ``deterministic`` item
     runs ``build``, ``forward``, ``wrap`` and ``train`` again on a second checker, in the
     same order, so that the two runs consume random numbers identically.
     """
@@ -227,7 +236,7 @@ class _Checker:
         self.losses: tuple[float, ...] = ()
         self.trained_output: Tensor | None = None  # the wrapped model's output after training
 
-    # -- what every item builds on ------------------------------------------------------
+    # -- shared by the items -----------------------------------------------------------
     def _build_wrapped(self, seed: int) -> AlraoModel:
         torch.manual_seed(seed)
         model = build_model(self.arch, self.info.num_classes, self.info.input_shape, self.kwargs)
@@ -291,7 +300,7 @@ class _Checker:
         losses = []
         for _ in range(self.steps):
             losses.append(alrao_step(wrapped, optimizer, self.x, self.y))
-            reached.update(name for name, p in wrapped.named_parameters() if p.grad is not None and bool(p.grad.any()))
+            reached.update(name for name, p in wrapped.named_parameters() if _has_gradient(p))
         missing = [name.removeprefix("pre_classifier.") for name in trainable if name not in reached]
         if missing:
             raise CheckFailed(
@@ -329,12 +338,12 @@ class _Checker:
         difference = _largest_difference(self._eval_output(self.wrapped), self._eval_output(fresh))
         if difference:
             raise CheckFailed(
-                f"a training step after loading differs from one before saving (by up to {difference:.3g}): "
-                "the optimizer's state did not come through"
+                f"a step of the reloaded model and optimizer differs from the same step of the originals "
+                f"(by up to {difference:.3g}): the optimizer's state did not come through"
             )
-        return f"{size / 1024:,.0f} KiB of state"
+        return f"{_size_text(size)} of state"
 
-    def deterministic(self) -> None:
+    def deterministic(self) -> str:
         again = _Checker(self.arch, self.info, self.x, self.y, self.steps, self.seed, self.kwargs)
         try:
             for item in (again.build, again.forward, again.wrap, again.train):
@@ -359,3 +368,4 @@ class _Checker:
             raise CheckFailed(
                 f"two runs with seed {self.seed} give different outputs after training (by up to {difference:.3g})"
             )
+        return f"two runs with seed {self.seed}: identical outputs and losses"

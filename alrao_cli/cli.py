@@ -8,12 +8,14 @@ and exit code 2; ``--debug`` shows their traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from alrao_cli.errors import AlraoUserError
 
@@ -25,7 +27,8 @@ app = typer.Typer(
     help="Screen neural-network architectures without tuning their learning rate "
     "(Alrao: All Learning Rates At Once).",
 )
-out = Console(soft_wrap=False)
+# Piped output (a file, CliRunner, CI logs) gets room for the whole table rather than 80 columns.
+out = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 err = Console(stderr=True)
 
 STUDY_PANEL = "Study"
@@ -75,9 +78,8 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and deb
 def _fail(error: AlraoUserError, debug: bool) -> None:
     if debug:
         raise error
-    err.print(f"[bold red]error:[/] {error.message}", highlight=False)
-    if error.hint:
-        err.print(f"[dim]hint:[/] {error.hint}", highlight=False)
+    hint = f" [dim]({escape(error.hint)})[/]" if error.hint else ""
+    err.print(f"[bold red]error:[/] {escape(error.message)}{hint}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -268,7 +270,7 @@ def check(
     else:
         out.print(check_table(results, seconds))
         for line in failure_lines(results):
-            out.print(f"[red]✗[/] {line}", highlight=False)
+            out.print(f"[red]✗[/] {escape(line)}", highlight=False)
     raise typer.Exit(0 if all(result.passed for result in results) else 1)
 
 
@@ -298,7 +300,7 @@ def report(
         summary.print_report(study, run_dir, output_format, out=out)
         if plots:
             for path in summary.write_plots(study, run_dir):
-                err.print(f"wrote {path}")
+                err.print(f"wrote {escape(str(path))}")
     except AlraoUserError as error:
         _fail(error, debug)
 
@@ -337,7 +339,7 @@ def init(
     if path.exists() and not force:
         _fail(AlraoUserError(f"{path} already exists", hint="pass --force to overwrite it"), False)
     path.write_text(example_config_yaml())
-    err.print(f"wrote {path}: edit it, then run [bold]alrao screen --config {path}[/]")
+    err.print(f"wrote {escape(str(path))}: edit it, then run [bold]alrao screen --config {escape(str(path))}[/]")
 
 
 def main() -> None:

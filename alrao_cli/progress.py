@@ -7,6 +7,7 @@ standard error, so standard output stays clean for ``--json`` and tables.
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from alrao_cli.plan import Plan
@@ -52,7 +53,7 @@ class RichObserver:
     def run_started(self, spec: RunSpec, index: int, total: int) -> None:
         if self.run_task is not None:
             self.progress.remove_task(self.run_task)
-        label = spec.key.replace("|", " ")
+        label = escape(spec.key.replace("|", " "))
         self.run_task = self.progress.add_task(f"[bold]{label}[/]", total=1000, detail="starting")
 
     def run_progress(self, progress: RunProgress) -> None:
@@ -67,9 +68,8 @@ class RichObserver:
         style = _STATUS_STYLE.get(result.status, "white")
         best = result.best_val_loss
         summary = f"val {best:.4f}" if best is not None and best == best else (result.reason or "")
-        self.console.print(
-            f"[{style}]{result.status:>8}[/] {result.key.replace('|', ' ')}  {summary}  ({result.seconds:.1f}s)"
-        )
+        label = escape(f"{result.key.replace('|', ' ')}  {summary}")
+        self.console.print(f"[{style}]{result.status:>8}[/] {label}  ({result.seconds:.1f}s)", highlight=False)
         self.progress.advance(self.study_task)
-        task = self.progress.tasks[self.study_task]
+        task = next(t for t in self.progress.tasks if t.id == self.study_task)
         self.progress.update(self.study_task, detail=f"{int(task.completed)}/{int(task.total)} runs")

@@ -44,7 +44,7 @@ DATA_ARGUMENTS = ("num_classes", "input_shape", "in_channels")
 # What the `fits` words of the zoo mean, in the words `alrao models` shows.
 SHAPE_LABELS = {"sequence": "1-D [L]", "image": "image [C,H,W]"}
 _GLOB_CHARACTERS = frozenset("*?[")
-_ARCH_FORMS = "a .py file, file.py:Name, a zoo name (see `alrao models`) or torchvision:NAME"
+_ARCH_FORMS = "a .py file, file.py:Name, a zoo name or torchvision:NAME"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +156,9 @@ def _import(path: str | Path) -> tuple[Path, ModuleType]:
         )
     source = file.resolve()
     if source not in _MODULES:
+        # The zoo is imported first, so that a zoo file given by path is found already
+        # imported rather than executed a second time under another name.
+        importlib.import_module("alrao_cli.models")
         _MODULES[source] = _already_imported(source) or _execute(source, shown=str(path))
     return source, _MODULES[source]
 
@@ -198,7 +201,8 @@ def _execute(source: Path, shown: str) -> ModuleType:
             hint=f"fix the model file; `python {shown}` shows the full traceback",
         ) from error
     finally:
-        sys.path.remove(folder)
+        if folder in sys.path:
+            sys.path.remove(folder)
     return module
 
 
@@ -339,7 +343,8 @@ def _expand_zoo(name: str) -> list[str]:
         suggestion = f"did you mean {', '.join(close)}? " if close else ""
         raise AlraoUserError(
             f"unknown model {name!r}: not a zoo model",
-            hint=f"{suggestion}run `alrao models` to list them, or give {_ARCH_FORMS}",
+            hint=f"{suggestion}`alrao models` lists the zoo; an ARCH can also be file.py, file.py:Name "
+            "or torchvision:NAME",
         )
     return [name]
 
@@ -353,10 +358,10 @@ def _expand_torchvision(name: str) -> list[str]:
     known = list_torchvision_models()
     if name not in known:
         close = difflib.get_close_matches(name.lower(), known, n=3)
-        suggestion = f"did you mean {', '.join(close)}? " if close else ""
+        suggestion = f"did you mean {', '.join(close)}?" if close else ""
         raise AlraoUserError(
             f"torchvision has no classification model {name!r}",
-            hint=f"{suggestion}`alrao models` lists them",
+            hint=f"{suggestion} `alrao models --torchvision` lists them".lstrip(),
         )
     return [name]
 

@@ -119,16 +119,17 @@ def screen_table(ranked: list[RankedRun], baselines: CompareSummary | None = Non
         if entry.status != "ok"
     ]
     table = Table(
-        title="Architectures ranked by validation loss (Alrao, no rate tuned)",
+        title="Ranked by best validation loss, Alrao (no rate tuned); "
+        "lr = rate of the output copy the switch favours",
         title_justify="left",
         caption=Text("\n".join(reasons), style="dim") if reasons else None,
         caption_justify="left",
     )
     table.add_column("#", justify="right")
-    table.add_column("architecture", overflow="fold")  # a narrow terminal folds names, never cuts them
-    for name in ("params", "best val loss", "acc", "epoch", "lr selected", "time"):
-        table.add_column(name, justify="right")
-    table.add_column("curve")
+    table.add_column("architecture", overflow="fold", min_width=12)  # folds long names, never cuts them
+    for name in ("params", "val loss", "acc", "epoch", "lr", "time"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("curve", no_wrap=True)
     if baselines is not None:
         table.add_column("best SGD (lr)", justify="right")
         table.add_column("Adam", justify="right")

@@ -17,7 +17,7 @@ import torch
 from alrao_cli.data import DataSpec, LoadedData, load_data
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.results import RunResult
-from alrao_cli.train import ProgressCallback, RunSpec, train_run
+from alrao_cli.train import ProgressCallback, RunSpec, build_learner, train_run
 
 
 @functools.lru_cache(maxsize=2)
@@ -48,17 +48,35 @@ def execute_run(spec: RunSpec, run_dir: Path, on_progress: ProgressCallback | No
         return train_run(spec, data, checkpoint_path(run_dir, spec.key), on_progress)
     except KeyboardInterrupt:
         raise
-    except AlraoUserError as error:
-        return failed_result(spec, str(error))
-    except (torch.cuda.OutOfMemoryError, MemoryError):
-        return failed_result(
-            spec, f"out of memory on {spec.device} (try a smaller --batch-size or model)"
-        )
     except Exception as error:  # noqa: BLE001 - one broken model must not end the screen
-        log = run_dir / "errors" / f"{safe_name(spec.key)}.txt"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(traceback.format_exc())
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        return failed_result(
-            spec, f"{type(error).__name__}: {first_line} (traceback: {log.relative_to(run_dir)})"
-        )
+        return failed_result(spec, failure_reason(error, spec, run_dir))
+
+
+def preflight(spec: RunSpec, run_dir: Path) -> str | None:
+    """Build, probe and wrap the run's architecture on the CPU; the reason it fails, or None.
+
+    A screen checks every architecture this way before training any, so that a broken
+    model is reported at once, and a study whose every model is broken is a usage error.
+    """
+    try:
+        build_learner(spec, cached_data(spec.data), device="cpu")
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # noqa: BLE001
+        return failure_reason(error, spec, run_dir)
+    return None
+
+
+def failure_reason(error: Exception, spec: RunSpec, run_dir: Path) -> str:
+    """One line for the table; an unexpected error's traceback goes to RUN_DIR/errors/."""
+    if isinstance(error, AlraoUserError):
+        return str(error)
+    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return f"out of memory on {spec.device} (try a smaller --batch-size or model)"
+    log = run_dir / "errors" / f"{safe_name(spec.key)}.txt"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(traceback.format_exception(error)))
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line} (traceback: {log.relative_to(run_dir)})"

@@ -18,7 +18,7 @@ from alrao_cli.errors import AlraoUserError
 from alrao_cli.executor import Executor, SequentialExecutor
 from alrao_cli.plan import Plan, StudyKind, data_spec_of, plan_study
 from alrao_cli.results import RunResult, StudyResult, load_study, save_study
-from alrao_cli.runner import cached_data, execute_run
+from alrao_cli.runner import cached_data, execute_run, failed_result, preflight
 from alrao_cli.train import Progress, RunSpec
 
 CONFIG_FILE = "config.yaml"
@@ -123,20 +123,18 @@ def run_study(
         run_dir = Path(config.out) if config.out else default_run_dir(kind)
     plan = plan_study(config, kind)
     cached_data(data_spec_of(config))  # a missing dataset is a usage error: say it before training
+    study = previous or StudyResult(kind=kind, config=config_to_dict(config), runs=(), started=_now())
+    for unresolved in plan.unresolved:
+        study = study.with_run(_unresolved_result(unresolved, plan.seeds[0]))
+    done = {run.key for run in study.runs}
+    pending = [spec for spec in plan.runs if spec.key not in done]
+    study, pending = _preflight(study, pending, run_dir, fresh=previous is None)
+
     prepare_run_dir(run_dir)
     if resume is None:
         (run_dir / CONFIG_FILE).write_text(dump_config_yaml(replace(config, out=str(run_dir))))
-
-    study = previous or StudyResult(
-        kind=kind, config=config_to_dict(config), runs=(), started=_now()
-    )
-    for unresolved in plan.unresolved:
-        study = study.with_run(_unresolved_result(unresolved, plan.seeds[0]))
     study = replace(study, interrupted=False, finished=None)
     save_study(run_dir, study)
-
-    done = {run.key for run in study.runs}
-    pending = [spec for spec in plan.runs if spec.key not in done]
     observer.study_started(plan, len(plan.runs) - len(pending))
     position = {spec.key: index for index, spec in enumerate(plan.runs, start=1)}
 
@@ -158,7 +156,34 @@ def run_study(
         interrupted = True
     study = replace(study, interrupted=interrupted, finished=None if interrupted else _now())
     save_study(run_dir, study)
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+        checkpoints.rmdir()  # every run finished: nothing left to resume from
     return StudyOutcome(run_dir, study, interrupted, stopped_early)
+
+
+def _preflight(
+    study: StudyResult, pending: list[RunSpec], run_dir: Path, fresh: bool
+) -> tuple[StudyResult, list[RunSpec]]:
+    """Build and probe each pending architecture once; record the broken ones as failed.
+
+    If not one architecture of a fresh study works, the input is wrong: a usage error.
+    """
+    broken: dict[str, str] = {}
+    for spec in pending:
+        if spec.arch not in broken and spec.method.name == "alrao":
+            reason = preflight(spec, run_dir)
+            if reason is not None:
+                broken[spec.arch] = reason
+    if fresh and all(spec.arch in broken for spec in pending):
+        first_problem = next(iter(broken.values()), None) or study.runs[0].reason
+        raise AlraoUserError(first_problem)
+    if not broken:
+        return study, pending
+    for spec in pending:
+        if spec.arch in broken:
+            study = study.with_run(failed_result(spec, broken[spec.arch]))
+    return study, [spec for spec in pending if spec.arch not in broken]
 
 
 def _unresolved_result(unresolved, seed: int) -> RunResult:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from alrao_cli import report
@@ -69,20 +70,21 @@ def print_outcome(outcome, out: Console, err: Console, json_out: bool, quiet: bo
         print_report(study, run_dir, "json", out)
     else:
         print_report(study, run_dir, "table", out)
+    if outcome.interrupted:  # even with --quiet: this is the one line the user needs
+        err.print(
+            f"[yellow]interrupted[/]: {len(study.runs)} run(s) saved in {escape(str(run_dir))}. "
+            f"Resume with:\n  alrao {study.kind} --resume {escape(str(run_dir))}",
+            highlight=False,
+            soft_wrap=True,  # a command to copy: never wrapped
+        )
+        return
     if quiet:
         return
-    if outcome.interrupted:
-        err.print(
-            f"[yellow]interrupted[/]: {len(study.runs)} run(s) saved in {run_dir}. Resume with:\n"
-            f"  alrao {study.kind} --resume {run_dir}",
-            highlight=False,
-        )
-    elif outcome.stopped_early:
+    if outcome.stopped_early:
         err.print("[yellow]stopped at the first failure (--fail-fast)[/]")
-    if not outcome.interrupted:
-        failed = [run for run in study.runs if run.status != "ok"]
-        note = f", {len(failed)} failed or diverged" if failed else ""
-        err.print(f"results in {run_dir}{note}", highlight=False)
+    failed = [run for run in study.runs if run.status != "ok"]
+    note = f", {len(failed)} failed or diverged" if failed else ""
+    err.print(f"results in {escape(str(run_dir))}{note}", highlight=False, soft_wrap=True)
 
 
 def print_models(pattern: str, torchvision_models: bool, json_out: bool, out: Console) -> None:
@@ -100,7 +102,7 @@ def print_models(pattern: str, torchvision_models: bool, json_out: bool, out: Co
     rows = []
     for entry in list_zoo(pattern):
         params = count_parameters(build_model(entry.name, 10, (40,)))
-        rows.append({"name": entry.name, "params_mnist1d": params, "fits": list(entry.fits), "description": entry.description})
+        rows.append({"name": entry.name, "params_mnist1d": params, "fits": entry.fits_label(), "description": entry.description})
     if json_out:
         out.print_json(json.dumps(rows))
         return
@@ -108,5 +110,5 @@ def print_models(pattern: str, torchvision_models: bool, json_out: bool, out: Co
     for column, justify in [("name", "left"), ("params (MNIST-1D)", "right"), ("fits", "left"), ("description", "left")]:
         table.add_column(column, justify=justify)
     for row in rows:
-        table.add_row(row["name"], f"{row['params_mnist1d']:,}", ", ".join(row["fits"]), row["description"])
+        table.add_row(row["name"], f"{row['params_mnist1d']:,}", row["fits"], row["description"])
     out.print(table)

@@ -92,6 +92,50 @@ def train_run(
     return _Run(spec, data, checkpoint, on_progress).execute()
 
 
+def build_learner(spec: RunSpec, data: LoadedData, device: str | None = None) -> tuple[Learner, int]:
+    """Build the run's model, check its output shape on two examples, wrap it for its method.
+
+    Returns the learner and the model's trainable parameter count. Anything wrong with the
+    architecture (it does not build, its forward fails or has the wrong shape, Alrao finds
+    no output layer) surfaces here, before any training.
+    """
+    info = data.info
+    device = torch.device(device or spec.device)
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.arch, info.num_classes, info.input_shape, spec.model_kwargs)
+    params = count_parameters(model)
+    model.to(device)
+    _check_output_shape(model, spec.label, data, device)
+    learner = get_method(spec.method.name).learner(model, spec.method, info.num_classes, info.task, spec.seed)
+    x, y = _probe_batch(data, device)
+    learner.module.eval()
+    with torch.no_grad():
+        learner.evaluate(x, y)  # the wrapped model works too (Alrao: the head's output is the model's)
+    learner.module.train()
+    return learner, params
+
+
+def _probe_batch(data: LoadedData, device: torch.device) -> tuple[Tensor, Tensor]:
+    x, y = next(batches(data.val, 2, shuffle=False, seed=0, epoch=0))
+    return x.to(device), y.to(device)
+
+
+def _check_output_shape(model: nn.Module, label: str, data: LoadedData, device: torch.device) -> None:
+    x, _ = _probe_batch(data, device)
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    model.train()
+    expected = (x.shape[0], data.info.num_classes)
+    if not isinstance(out, Tensor) or tuple(out.shape) != expected:
+        got = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise AlraoUserError(
+            f"{label}: the model's output is {got}, expected [batch, {data.info.num_classes}] "
+            f"for input {list(x.shape)}",
+            hint="return one score per class (no softmax), shaped [batch, num_classes]",
+        )
+
+
 class _Run:
     def __init__(self, spec, data, checkpoint, on_progress) -> None:
         self.spec = spec
@@ -106,39 +150,10 @@ class _Run:
         self.epoch_loss_sum = 0.0
         self.elapsed_before = 0.0
 
-    # -- set-up ------------------------------------------------------------------------
-    def build(self) -> tuple[Learner, int]:
-        spec, info = self.spec, self.data.info
-        torch.manual_seed(spec.seed)
-        model = build_model(spec.arch, info.num_classes, info.input_shape, spec.model_kwargs)
-        params = count_parameters(model)
-        model.to(self.device)
-        self._check_output_shape(model)
-        method = get_method(spec.method.name)
-        learner = method.learner(model, spec.method, info.num_classes, info.task, spec.seed)
-        return learner, params
-
-    def _check_output_shape(self, model: nn.Module) -> None:
-        x, _ = next(batches(self.data.val, 2, shuffle=False, seed=0, epoch=0))
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            out = model(x.to(self.device))
-        model.train(was_training)
-        expected = (x.shape[0], self.data.info.num_classes)
-        if not isinstance(out, Tensor) or tuple(out.shape) != expected:
-            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise AlraoUserError(
-                f"{self.spec.label}: the model's output is {got}, expected [batch, "
-                f"{self.data.info.num_classes}] for input {tuple(x.shape)}",
-                hint="the model must return one score per class (no softmax), "
-                "shaped [batch, num_classes]",
-            )
-
     # -- the loop ------------------------------------------------------------------------
     def execute(self) -> RunResult:
         start = time.perf_counter()
-        learner, params = self.build()
+        learner, params = build_learner(self.spec, self.data)
         self._restore(learner)
         status, reason = "ok", None
         try:

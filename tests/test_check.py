@@ -11,6 +11,7 @@ import pytest
 import torch
 from rich.console import Console
 
+from alrao_cli.alrao import AlraoSGD
 from alrao_cli.check import CHECK_ITEMS, ArchCheck, check_architecture, failure_reason, run_checks
 from alrao_cli.check_report import check_json, check_table, failure_lines, write_junit
 from alrao_cli.data import DataSpec, load_data
@@ -265,6 +266,13 @@ def test_checking_leaves_the_global_random_state_alone(data):
     torch.manual_seed(123)
     assert check_architecture("mlp", data, steps=2, seed=7).passed
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_serialize_fails_when_the_optimizer_state_is_lost(data, monkeypatch):
+    monkeypatch.setattr(AlraoSGD, "load_state_dict", lambda self, state: None)
+    result = check_architecture("mlp", data)
+    assert statuses(result)[CHECK_ITEMS.index("serialize")] == "failed"
+    assert "optimizer's state did not come through" in result.items[CHECK_ITEMS.index("serialize")].reason
 
 
 def test_fewer_than_two_steps_is_a_user_error(data):

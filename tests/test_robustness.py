@@ -1,0 +1,235 @@
+"""Screens that survive: bad input is one line, broken models are isolated, runs resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from alrao_cli.cli import app
+
+runner = CliRunner()
+QUICK = ["--subset", "128", "--epochs", "1", "--no-plots"]
+
+MODEL_FILES = {
+    "good.py": (
+        "from torch import nn\n"
+        "def build_model(num_classes, input_shape):\n"
+        "    return nn.Sequential(nn.Linear(input_shape[0], 16), nn.ReLU(), nn.Linear(16, num_classes))\n"
+    ),
+    "broken_syntax.py": "from torch import nn\n\ndef build_model(:\n    pass\n",
+    "wrong_shape.py": (
+        "from torch import nn\n"
+        "def build_model(num_classes, input_shape):\n"
+        "    return nn.Sequential(nn.Linear(input_shape[0], 16), nn.ReLU(), nn.Linear(16, num_classes + 3))\n"
+    ),
+    "no_head.py": (
+        "import torch\nfrom torch import nn\n"
+        "class NoHead(nn.Module):\n"
+        "    def __init__(self, num_classes, input_shape):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv1d(1, num_classes, 3, padding=1)\n"
+        "    def forward(self, x):\n"
+        "        return self.conv(x.unsqueeze(1)).mean(-1)\n"
+    ),
+    "explodes.py": (
+        "from torch import nn\n"
+        "class Explodes(nn.Module):\n"
+        "    def __init__(self, num_classes, input_shape):\n"
+        "        super().__init__()\n"
+        "        self.body = nn.Linear(input_shape[0], 16)\n"
+        "        self.head = nn.Linear(16, num_classes)\n"
+        "    def forward(self, x):\n"
+        "        return self.head(self.body(x) * 1e25)\n"
+    ),
+    "two.py": (
+        "from torch import nn\n"
+        "class A(nn.Module):\n    pass\n"
+        "class B(nn.Module):\n    pass\n"
+    ),
+}
+
+
+@pytest.fixture
+def models(tmp_path) -> Path:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name, text in MODEL_FILES.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def bad_inputs(models: Path, tmp: Path) -> list[tuple[list[str], str]]:
+    bad_yaml = tmp / "bad.yaml"
+    bad_yaml.write_text("epochs: 2\narchs: [mlp\n")
+    unknown_key = tmp / "unknown.yaml"
+    unknown_key.write_text("epoch: 2\n")
+    wrong_type = tmp / "wrong.yaml"
+    wrong_type.write_text("copies: many\n")
+    a_file = tmp / "a-file"
+    a_file.write_text("")
+    not_a_run = tmp / "empty-dir"
+    not_a_run.mkdir()
+    cases = [
+        (["screen", str(models / "missing.py")], "missing.py"),
+        (["screen", str(models / "broken_syntax.py")], "broken_syntax.py, line 3"),
+        (["screen", f"{models / 'good.py'}:Nope"], "build_model"),
+        (["screen", str(models / "two.py")], "two.py:"),
+        (["screen", "nozoo"], "alrao models"),
+        (["screen", "torchvision:resnet9000"], "resnet"),
+        (["screen", str(models / "wrong_shape.py")], "[batch, 10]"),
+        (["screen", f"{models / 'no_head.py'}:NoHead"], "no output layer"),
+        (["screen", "mlp", "--data", "cifar10", "--data-dir", str(tmp / "nodata")], "--download"),
+        (["screen", "mlp", "--data", "nosuchdata"], "mnist1d"),
+        (["screen", "mlp", "--lr-min", "1", "--lr-max", "0.1"], "--lr-min"),
+        (["screen", "mlp", "--lr-min", "-1"], "--lr-min"),
+        (["screen", "mlp", "--copies", "0"], "--copies"),
+        (["screen", "mlp", "--grid", "1e-5:10"], "--grid"),
+        (["screen", "--config", str(bad_yaml)], "bad.yaml"),
+        (["screen", "--config", str(unknown_key)], "epoch"),
+        (["screen", "--config", str(wrong_type)], "copies"),
+        (["screen", "--config", str(tmp / "absent.yaml")], "absent.yaml"),
+        (["screen", "mlp", "--device", "tpu"], "--device"),
+        (["screen", "mlp", "--out", str(a_file / "run")], "output directory"),
+        (["screen", "--resume", str(not_a_run)], "not a run directory"),
+        (["compare", "--resume", str(tmp / "nowhere")], "not a run directory"),
+        (["report", str(not_a_run)], "results.json"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["screen", "mlp", "--device", "cuda"], "CUDA is not available"))
+    return cases
+
+
+def test_every_bad_input_is_one_clear_line_and_exit_code_2(models, tmp_path):
+    failures = []
+    for argv, expected in bad_inputs(models, tmp_path):
+        plain = argv[0] == "report" or "--resume" in argv
+        result = runner.invoke(app, argv if plain else [*argv, *QUICK])
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        ok = (
+            result.exit_code == 2
+            and "Traceback" not in result.output
+            and len(lines) == 1
+            and lines[0].startswith("error:")
+            and expected in lines[0]
+        )
+        if not ok:
+            failures.append((argv, result.exit_code, result.output))
+    assert not failures, "\n".join(f"{a}: exit {c}\n{o}" for a, c, o in failures)
+
+
+def test_a_screen_isolates_broken_models(models, tmp_path):
+    out = tmp_path / "run"
+    archs = [
+        str(models / "good.py"), str(models / "broken_syntax.py"),
+        f"{models / 'explodes.py'}:Explodes", f"{models / 'no_head.py'}:NoHead",
+    ]
+    result = runner.invoke(app, ["screen", *archs, "--subset", "256", "--epochs", "2", "--no-plots", "--out", str(out), "--json"])
+    assert result.exit_code == 1, result.output
+    ranking = json.loads(result.stdout)["ranking"]
+    assert ranking[0]["arch"] == archs[0] and ranking[0]["status"] == "ok"
+    by_arch = {entry["arch"]: entry for entry in ranking}
+    assert by_arch[archs[1]]["status"] == "failed" and "line 3" in by_arch[archs[1]]["reason"]
+    assert by_arch[archs[2]]["status"] == "diverged" and "step" in by_arch[archs[2]]["reason"]
+    assert by_arch[archs[3]]["status"] == "failed" and "no output layer" in by_arch[archs[3]]["reason"]
+    assert [entry["rank"] for entry in ranking] == [1, 2, 3, 4]
+    assert "Traceback" not in result.output
+
+
+def test_fail_fast_stops_at_the_first_failure(models, tmp_path):
+    out = tmp_path / "run"
+    archs = [f"{models / 'explodes.py'}:Explodes", str(models / "good.py")]
+    result = runner.invoke(app, ["screen", *archs, *QUICK, "--fail-fast", "--out", str(out), "--quiet"])
+    assert result.exit_code == 1
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [run["status"] for run in runs] == ["diverged"]
+
+
+def test_same_seed_same_results(tmp_path):
+    histories = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert runner.invoke(app, ["screen", "mlp", "cnn1d", *QUICK, "--out", str(out), "--quiet"]).exit_code == 0
+        runs = json.loads((out / "results.json").read_text())["runs"]
+        histories.append([[(r["train_loss"], r["val_loss"], r["val_acc"], r["posterior"]) for r in run["history"]] for run in runs])
+    assert histories[0] == histories[1]
+
+
+def run_dir_state(out: Path) -> tuple[list[str], list[Path]]:
+    try:
+        runs = [run["key"] for run in json.loads((out / "results.json").read_text())["runs"]]
+    except (FileNotFoundError, json.JSONDecodeError):
+        runs = []
+    return runs, sorted((out / "checkpoints").glob("*.pt")) if (out / "checkpoints").is_dir() else []
+
+
+def screen_command(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "alrao_cli", "screen", "mlp", "cnn1d", "--subset", "512",
+            "--epochs", "3", "--checkpoint-every", "5", "--no-plots", "--out", str(out), *extra]
+
+
+def start_screen(out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(screen_command(out, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until_second_run_checkpointed(process: subprocess.Popen, out: Path) -> list[str]:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        runs, checkpoints = run_dir_state(out)
+        if runs and checkpoints:
+            return runs
+        if process.poll() is not None:
+            raise AssertionError(f"the screen ended before it could be interrupted: {process.stderr.read()}")
+        time.sleep(0.01)
+    raise AssertionError("no checkpoint of the second run appeared")
+
+
+def comparable(run: dict) -> list:
+    return [(r["epoch"], r["step"], r["train_loss"], r["val_loss"], r["val_acc"], r["posterior"]) for r in run["history"]]
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
+    reference = tmp_path / "reference"
+    done = subprocess.run(screen_command(reference), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+    out = tmp_path / "killed"
+    process = start_screen(out, "--quiet")
+    finished_before = wait_until_second_run_checkpointed(process, out)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    assert finished_before == ["mlp|alrao|seed=0"]
+    before = json.loads((out / "results.json").read_text())["runs"][0]
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "alrao_cli", "screen", "--resume", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    after = {run["key"]: run for run in json.loads((out / "results.json").read_text())["runs"]}
+    expected = {run["key"]: run for run in json.loads((reference / "results.json").read_text())["runs"]}
+    assert json.dumps(after["mlp|alrao|seed=0"]) == json.dumps(before)  # not retrained: unchanged
+    assert comparable(after["cnn1d|alrao|seed=0"]) == comparable(expected["cnn1d|alrao|seed=0"])
+    assert not (out / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_the_partial_table_and_the_resume_command(tmp_path):
+    out = tmp_path / "run"
+    process = start_screen(out)
+    wait_until_second_run_checkpointed(process, out)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "mlp" in stdout  # the partial ranking
+    assert f"alrao screen --resume {out}" in stderr
+    assert "Traceback" not in stderr
+    assert json.loads((out / "results.json").read_text())["interrupted"] is True
