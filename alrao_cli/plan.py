@@ -98,7 +98,7 @@ def methods_of(config: StudyConfig, kind: StudyKind) -> list[MethodSpec]:
 
 
 def run_key(label: str, method: MethodSpec, seed: int) -> str:
-    rate = f"|lr={method.lr:g}" if method.name == "sgd" else ""
+    rate = f"|lr={method.lr:.12g}" if method.name == "sgd" else ""
     return f"{label}|{method.name}{rate}|seed={seed}"
 
 

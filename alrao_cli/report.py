@@ -68,8 +68,9 @@ def format_lr(lr: float | None) -> str:
 
 
 def lr_key(lr: float) -> str:
-    """A rate as a short key for JSON, e.g. ``0.01`` or ``1e-05``."""
-    return f"{lr:g}"
+    """A rate as a JSON key, e.g. ``0.01`` or ``1e-05``: ``float(key)`` gives the rate back
+    (grid rates carry at most 12 significant digits), so keys match ``best_sgd_lr``."""
+    return f"{lr:.12g}"
 
 
 def format_loss(value: float | None, std: float | None = None) -> str:

@@ -235,6 +235,15 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` so that readers (and a crash) see the old file or the new, never half.
 
@@ -250,6 +259,7 @@ def write_text_atomic(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temporary, 0o666 & ~_UMASK)  # as open() would create it, not tempfile's 0600
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -30,6 +30,7 @@ from alrao_cli.results import EpochRecord, RunResult
 
 DIVERGENCE_CHECK_EVERY = 25  # steps between host syncs that look for a non-finite loss
 EVAL_BATCH_SIZE = 512
+TRAIN_ACCURACY_EXAMPLES = 1024  # training accuracy is measured on this many examples, in eval mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,12 +205,13 @@ class _Run:
                     break
             train_loss = float(loss_sum) / max(self.batch, 1)
             self._check_finite(train_loss, "training loss")
-            val_loss, val_acc = self._validate(learner)
+            val_loss, val_acc = self._evaluate(learner, self.data.val)
+            _, train_acc = self._evaluate(learner, self.data.train, limit=TRAIN_ACCURACY_EXAMPLES)
             self._check_finite(val_loss, "validation loss")
             self.epoch += 1
             self.history.append(
                 EpochRecord(
-                    epoch=self.epoch, step=self.step, train_loss=train_loss, train_acc=None,
+                    epoch=self.epoch, step=self.step, train_loss=train_loss, train_acc=train_acc,
                     val_loss=val_loss, val_acc=val_acc,
                     seconds=self.elapsed_before + time.perf_counter() - start,
                     posterior=learner.posterior(),
@@ -243,12 +245,15 @@ class _Run:
         return Progress(self.spec.key, self.epoch, self.step, min(fraction, 1.0), train_loss, val_loss)
 
     @torch.no_grad()
-    def _validate(self, learner: Learner) -> tuple[float, float | None]:
+    def _evaluate(self, learner: Learner, dataset, limit: int | None = None) -> tuple[float, float | None]:
+        """Mean loss and accuracy on ``dataset`` (its first ``limit`` examples), in eval mode."""
         learner.module.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         count = 0
-        for x, y in batches(self.data.val, EVAL_BATCH_SIZE, shuffle=False, seed=0, epoch=0):
+        for x, y in batches(dataset, EVAL_BATCH_SIZE, shuffle=False, seed=0, epoch=0):
+            if limit is not None and count >= limit:
+                break
             x, y = x.to(self.device), y.to(self.device)
             losses, labels = learner.evaluate(x, y)
             loss_sum += losses.sum()

@@ -38,6 +38,7 @@ def test_screen_ranks_two_zoo_models_and_saves_everything(tmp_path):
         assert run["status"] == "ok"
         assert len(run["history"]) == 2
         assert all(record["val_loss"] is not None for record in run["history"])
+        assert all(0 <= record["train_acc"] <= 1 for record in run["history"])
         assert len(run["history"][-1]["posterior"]) == 10
     assert (out / "results.csv").read_text().count("\n") >= 3
     config = yaml.safe_load((out / "config.yaml").read_text())

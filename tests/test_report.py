@@ -88,11 +88,15 @@ def test_sparkline(values, expected) -> None:
 
 @pytest.mark.parametrize(
     ("lr", "shown", "key"),
-    [(0.032, "3.2e-02", "0.032"), (1e-5, "1.0e-05", "1e-05"), (1.0, "1.0e+00", "1"), (0.1, "1.0e-01", "0.1")],
+    [
+        (0.032, "3.2e-02", "0.032"), (1e-5, "1.0e-05", "1e-05"), (1.0, "1.0e+00", "1"), (0.1, "1.0e-01", "0.1"),
+        (0.0316227766017, "3.2e-02", "0.0316227766017"),
+    ],
 )
 def test_rate_formats(lr, shown, key) -> None:
     assert report.format_lr(lr) == shown
     assert report.lr_key(lr) == key
+    assert float(key) == lr  # a JSON key gives the rate back exactly
 
 
 @pytest.mark.parametrize(

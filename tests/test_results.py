@@ -159,6 +159,14 @@ def test_atomic_write_leaves_only_the_file(tmp_path: Path) -> None:
     assert json.loads(path.read_text()) == {"loss": None, "values": [1.0, None]}
 
 
+def test_atomic_write_gives_the_usual_file_mode(tmp_path: Path) -> None:
+    target = tmp_path / "results.json"
+    write_json_atomic(target, {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_a_crash_mid_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "data.json"
     write_json_atomic(path, {"version": "old"})

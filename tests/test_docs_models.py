@@ -1,0 +1,86 @@
+"""The example model files of docs/models.md work as the page says.
+
+Every ```python block of the page whose first line is ``# file: NAME.py`` is written to
+``tmp_path/NAME.py``; each model the file defines (as ``alrao screen NAME.py`` would find
+them) is built for MNIST-1D shapes (one example ``[40]``, 10 classes), must return
+``[batch, 10]``, and must be wrapped by :class:`alrao_cli.AlraoModel` and take one Alrao
+step. Each test gets its own ``tmp_path``, so module names never collide.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from alrao_cli import AlraoModel, AlraoSGD, alrao_step
+from alrao_cli.registry import build_model, expand_arch
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "models.md"
+FILE_MARK = re.compile(r"#\s*file:\s*(\S+\.py)\s*$")
+MNIST1D_SHAPE = (40,)
+NUM_CLASSES = 10
+BATCH = 8
+
+
+def example_files() -> list[tuple[str, str]]:
+    """``(file name, source)`` of every python block that starts with ``# file: NAME.py``."""
+    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), flags=re.S)
+    found = []
+    for block in blocks:
+        first_line = block.splitlines()[0] if block.strip() else ""
+        match = FILE_MARK.match(first_line.strip())
+        if match:
+            found.append((match.group(1), block))
+    return found
+
+
+EXAMPLES = example_files()
+
+
+def test_the_page_has_the_three_example_files():
+    names = [name for name, _ in EXAMPLES]
+    assert len(names) >= 3, f"docs/models.md should hold 3 example files, found {names}"
+    assert len(set(names)) == len(names), f"two examples share a file name: {names}"
+
+
+@pytest.mark.parametrize(("name", "source"), EXAMPLES, ids=[name for name, _ in EXAMPLES])
+def test_example_file_builds_and_wraps(tmp_path, name, source):
+    path = tmp_path / name
+    path.write_text(source, encoding="utf-8")
+    archs = expand_arch(str(path))
+    assert archs, f"{name} defines no model"
+    torch.manual_seed(0)
+    x = torch.randn(BATCH, *MNIST1D_SHAPE)
+    y = torch.randint(0, NUM_CLASSES, (BATCH,))
+    for arch in archs:
+        model = build_model(arch, NUM_CLASSES, MNIST1D_SHAPE)
+        model.eval()
+        with torch.no_grad():
+            out = model(x)
+        assert isinstance(out, torch.Tensor), f"{arch} returned {type(out).__name__}"
+        assert tuple(out.shape) == (BATCH, NUM_CLASSES), f"{arch} gave {tuple(out.shape)}"
+
+        wrapped = AlraoModel(model, NUM_CLASSES, seed=0)
+        wrapped.train()
+        loss = alrao_step(wrapped, AlraoSGD(wrapped), x, y)
+        assert math.isfinite(loss), f"{arch}: Alrao loss {loss}"
+        wrapped.eval()
+        with torch.no_grad():
+            log_probs = wrapped(x)
+        assert tuple(log_probs.shape) == (BATCH, NUM_CLASSES)
+
+
+def test_registering_file_names_both_models(tmp_path):
+    """The page says a file that registers two models gives two ARCHs, in order."""
+    registering = [(name, source) for name, source in EXAMPLES if "@register_model" in source]
+    assert registering, "docs/models.md should show a file that registers models"
+    name, source = registering[0]
+    path = tmp_path / name
+    path.write_text(source, encoding="utf-8")
+    registered = re.findall(r"^@register_model\(.*\)[ \t]*\n(?:def|class) (\w+)", source, flags=re.M)
+    assert [arch.rpartition(":")[2] for arch in expand_arch(str(path))] == registered
+    assert len(registered) == 2
