@@ -7,9 +7,11 @@ and exit code 2; ``--debug`` shows their traceback.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -83,42 +85,12 @@ def _fail(error: AlraoUserError, debug: bool) -> None:
     raise typer.Exit(2)
 
 
-def _overrides(archs: list[str] | None, **flags: Any) -> dict[str, Any]:
-    """The flags the user actually gave (None means: not given, keep the file's value)."""
-    given = {key: value for key, value in flags.items() if value is not None and value != []}
-    if archs:
-        given["archs"] = list(archs)
-    if "out" in given:
-        given["out"] = str(given["out"])
-    return given
+# Flags whose config key has another name; every other study flag is its config key.
+_CONFIG_KEY_OF_FLAG = {"baseline": "baselines", "out_dir": "out"}
+_NOT_CONFIG = {"archs", "config", "resume", "json_out", "quiet", "debug"}
 
 
-def _run_study(kind: str, resume: Path | None, config_path: Path | None, overrides: dict, json_out: bool, quiet: bool, debug: bool) -> None:
-    from alrao_cli.config import build_config, load_config_file
-    from alrao_cli.progress import RichObserver
-    from alrao_cli.study import run_study
-    from alrao_cli import summary
-
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(message)s")
-    try:
-        file_values = load_config_file(config_path) if config_path else None
-        config = build_config(file_values, overrides)
-        if resume is not None and (config_path or set(overrides) - {"archs"}):
-            err.print("[yellow]note:[/] --resume uses the run's saved config; other options are ignored")
-        show_progress = not (json_out or quiet)
-        if show_progress:
-            with RichObserver(err) as observer:
-                outcome = run_study(config, kind, resume=resume, observer=observer)
-        else:
-            outcome = run_study(config, kind, resume=resume)
-        summary.print_outcome(outcome, out=out, err=err, json_out=json_out, quiet=quiet)
-    except AlraoUserError as error:
-        _fail(error, debug)
-    raise typer.Exit(outcome.exit_code)
-
-
-@app.command()
-def screen(
+def _study_options(
     archs: ArchArg = None,
     config: ConfigOpt = None,
     resume: ResumeOpt = None,
@@ -140,60 +112,6 @@ def screen(
     device: DeviceOpt = None,
     baseline: BaselineOpt = None,
     grid: GridOpt = None,
-    fail_fast: FailFastOpt = None,
-    checkpoint_every: CheckpointOpt = None,
-    out_dir: OutOpt = None,
-    plots: PlotsOpt = None,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Train every architecture once with Alrao-SGD and rank them by validation loss.
-
-    No learning rate to tune: each feature draws its own rate in [lr-min, lr-max] and the
-    output layer is averaged over copies with log-spaced rates. Results are saved as each
-    architecture finishes; Ctrl-C stops cleanly and prints how to resume.
-
-    [bold]Examples[/]
-
-      alrao screen                                   [dim]# the zoo on MNIST-1D, on the CPU[/]
-      alrao screen mlp cnn1d my_models.py:Net --epochs 20
-      alrao screen torchvision:resnet18 --data cifar10 --data-dir ~/data --device cuda
-      alrao screen --baseline sgd-grid --baseline adam   [dim]# add tuned-SGD and Adam columns[/]
-      alrao screen --json | jq '.ranking[0]'
-    """
-    overrides = _overrides(
-        archs, data=data, data_dir=data_dir, download=download, subset=subset, augment=augment,
-        workers=workers, epochs=epochs, steps=steps, time_budget=time_budget, batch_size=batch_size,
-        lr_min=lr_min, lr_max=lr_max, copies=copies, seed=seed, seeds=seeds, device=device,
-        baselines=baseline, grid=grid, fail_fast=fail_fast, checkpoint_every=checkpoint_every,
-        out=out_dir, plots=plots,
-    )
-    _run_study("screen", resume, config, overrides, json_out, quiet, debug)
-
-
-@app.command()
-def compare(
-    archs: ArchArg = None,
-    config: ConfigOpt = None,
-    resume: ResumeOpt = None,
-    data: DataOpt = None,
-    data_dir: DataDirOpt = None,
-    download: DownloadOpt = None,
-    subset: SubsetOpt = None,
-    augment: AugmentOpt = None,
-    workers: WorkersOpt = None,
-    epochs: EpochsOpt = None,
-    steps: StepsOpt = None,
-    time_budget: TimeOpt = None,
-    batch_size: BatchOpt = None,
-    lr_min: LrMinOpt = None,
-    lr_max: LrMaxOpt = None,
-    copies: CopiesOpt = None,
-    seed: SeedOpt = None,
-    seeds: SeedsOpt = None,
-    device: DeviceOpt = None,
-    grid: GridOpt = None,
     adam: AdamOpt = None,
     fail_fast: FailFastOpt = None,
     checkpoint_every: CheckpointOpt = None,
@@ -203,25 +121,88 @@ def compare(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Run Alrao next to single-rate SGD grids and Adam: how close does it get?
+    """The options of `screen` and `compare`, declared once (Typer reads this signature)."""
 
-    For each architecture: Alrao-SGD, plain SGD at every rate of the grid, and Adam, on
-    the same data and budget. Shows each method's best validation loss, Alrao's gap to
-    the best-tuned SGD, and whether the two rankings agree (Kendall's tau, Spearman's rho).
+
+def _study_command(kind: str, doc: str, without: set[str]):
+    """A Typer command running a study of ``kind``, offering every study option but ``without``."""
+
+    def command(**options: Any) -> None:
+        given = {
+            _CONFIG_KEY_OF_FLAG.get(name, name): value
+            for name, value in options.items()
+            if name not in _NOT_CONFIG and value is not None and value != []
+        }
+        if options["archs"]:
+            given["archs"] = list(options["archs"])
+        if "out" in given:
+            given["out"] = str(given["out"])
+        _run_study(kind, options["resume"], options["config"], given, options["json_out"], options["quiet"], options["debug"])
+
+    hints = typing.get_type_hints(_study_options, include_extras=True)
+    signature = inspect.signature(_study_options)
+    command.__signature__ = signature.replace(
+        parameters=[
+            p.replace(annotation=hints[p.name]) for p in signature.parameters.values() if p.name not in without
+        ]
+    )
+    command.__annotations__ = {name: hint for name, hint in hints.items() if name not in without}
+    command.__doc__ = doc
+    command.__name__ = kind
+    return command
+
+
+def _run_study(kind: str, resume: Path | None, config_path: Path | None, overrides: dict, json_out: bool, quiet: bool, debug: bool) -> None:
+    from alrao_cli import summary
+    from alrao_cli.config import build_config, load_config_file
+    from alrao_cli.progress import RichObserver
+    from alrao_cli.study import run_study
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(message)s")
+    try:
+        file_values = load_config_file(config_path) if config_path else None
+        config = build_config(file_values, overrides)
+        if resume is not None and (config_path or set(overrides) - {"archs"}):
+            err.print("[yellow]note:[/] --resume uses the run's saved config; other options are ignored")
+        if json_out or quiet:
+            outcome = run_study(config, kind, resume=resume)
+        else:
+            with RichObserver(err) as observer:
+                outcome = run_study(config, kind, resume=resume, observer=observer)
+        summary.print_outcome(outcome, out=out, err=err, json_out=json_out, quiet=quiet)
+    except AlraoUserError as error:
+        _fail(error, debug)
+    raise typer.Exit(outcome.exit_code)
+
+
+# Help texts: one line per paragraph (rich re-wraps them), examples one per line.
+SCREEN_HELP = """Train every architecture once with Alrao-SGD and rank them by validation loss.
+
+    No learning rate to tune: each feature draws its own rate log-uniformly in \\[lr-min, lr-max] and the output layer is averaged over copies with log-spaced rates. Results are saved as each architecture finishes; Ctrl-C stops cleanly and prints how to resume.
+
+    Exit code: 0 when every architecture finished, 1 when some failed or diverged, 2 for a usage error, 130 when interrupted.
+
+    [bold]Examples[/]
+
+      alrao screen                                   [dim]# the zoo on MNIST-1D, on the CPU[/]
+      alrao screen mlp cnn1d my_models.py:Net --epochs 20
+      alrao screen torchvision:resnet18 --data cifar10 --data-dir ~/data --device cuda
+      alrao screen --baseline sgd-grid --baseline adam   [dim]# add tuned-SGD and Adam columns[/]
+      alrao screen --json | jq '.ranking[0]'
+    """
+
+COMPARE_HELP = """Run Alrao next to single-rate SGD grids and Adam: how close does it get?
+
+    For each architecture: Alrao-SGD, plain SGD at every rate of the grid, and Adam, on the same data and budget. Shows each method's best validation loss, Alrao's gap to the best-tuned SGD, and whether the two rankings agree (Kendall's tau, Spearman's rho).
 
     [bold]Examples[/]
 
       alrao compare mlp cnn1d --grid 1e-4:1:5 --epochs 5
       alrao compare --seeds 3 --no-adam --json > fidelity.json
     """
-    overrides = _overrides(
-        archs, data=data, data_dir=data_dir, download=download, subset=subset, augment=augment,
-        workers=workers, epochs=epochs, steps=steps, time_budget=time_budget, batch_size=batch_size,
-        lr_min=lr_min, lr_max=lr_max, copies=copies, seed=seed, seeds=seeds, device=device,
-        grid=grid, adam=adam, fail_fast=fail_fast, checkpoint_every=checkpoint_every,
-        out=out_dir, plots=plots,
-    )
-    _run_study("compare", resume, config, overrides, json_out, quiet, debug)
+
+app.command("screen")(_study_command("screen", SCREEN_HELP, without={"adam"}))
+app.command("compare")(_study_command("compare", COMPARE_HELP, without={"baseline"}))
 
 
 @app.command()

@@ -33,15 +33,28 @@ class _AlraoOptimizer(torch.optim.Optimizer):
         self._rates = model.rates._buffers  # live dict: follows .to(device)
         self._rate_names = [name for _, name in pairs]
 
-    def _gather(self, group: dict) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[int]]:
-        params, grads, rates, indices = [], [], [], []
-        for i, (p, name) in enumerate(zip(group["params"], self._rate_names)):
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._update(group, *self._gather(group))
+        return loss
+
+    def _update(self, group: dict, params: list[Tensor], grads: list[Tensor], rates: list[Tensor]) -> None:
+        raise NotImplementedError
+
+    def _gather(self, group: dict) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """The parameters that have a gradient, their gradients and their rate tensors."""
+        params, grads, rates = [], [], []
+        for p, name in zip(group["params"], self._rate_names):
             if p.grad is not None:
                 params.append(p)
                 grads.append(p.grad)
                 rates.append(self._rates[name])
-                indices.append(i)
-        return params, grads, rates, indices
+        return params, grads, rates
 
 
 class AlraoSGD(_AlraoOptimizer):
@@ -72,27 +85,19 @@ class AlraoSGD(_AlraoOptimizer):
         defaults = dict(momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, foreach=foreach)
         super().__init__(model, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, rates, _ = self._gather(group)
-            buffers = None
-            if group["momentum"]:
-                buffers = [self.state[p].get("momentum_buffer") for p in params]
-            alrao_sgd(
-                params, grads, rates, buffers,
-                momentum=group["momentum"], weight_decay=group["weight_decay"],
-                nesterov=group["nesterov"], foreach=group["foreach"],
-            )
-            if buffers is not None:
-                for p, buf in zip(params, buffers):
-                    self.state[p]["momentum_buffer"] = buf
-            group["step"] += 1
-        return loss
+    def _update(self, group, params, grads, rates):
+        buffers = None
+        if group["momentum"]:
+            buffers = [self.state[p].get("momentum_buffer") for p in params]
+        alrao_sgd(
+            params, grads, rates, buffers,
+            momentum=group["momentum"], weight_decay=group["weight_decay"],
+            nesterov=group["nesterov"], foreach=group["foreach"],
+        )
+        if buffers is not None:
+            for p, buf in zip(params, buffers):
+                self.state[p]["momentum_buffer"] = buf
+        group["step"] += 1
 
 
 def alrao_sgd(
@@ -156,29 +161,21 @@ class AlraoAdam(_AlraoOptimizer):
             raise ValueError(f"betas must lie in [0, 1), got {betas}")
         super().__init__(model, dict(betas=betas, eps=eps, weight_decay=weight_decay))
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, rates, _ = self._gather(group)
-            if not params:
-                continue
-            for p in params:
-                if "exp_avg" not in self.state[p]:
-                    self.state[p]["exp_avg"] = torch.zeros_like(p)
-                    self.state[p]["exp_avg_sq"] = torch.zeros_like(p)
-            group["step"] += 1
-            _multi_tensor_adam(
-                params, grads, rates,
-                [self.state[p]["exp_avg"] for p in params],
-                [self.state[p]["exp_avg_sq"] for p in params],
-                step=group["step"], betas=group["betas"], eps=group["eps"],
-                weight_decay=group["weight_decay"],
-            )
-        return loss
+    def _update(self, group, params, grads, rates):
+        if not params:
+            return
+        for p in params:
+            if "exp_avg" not in self.state[p]:
+                self.state[p]["exp_avg"] = torch.zeros_like(p)
+                self.state[p]["exp_avg_sq"] = torch.zeros_like(p)
+        group["step"] += 1
+        _multi_tensor_adam(
+            params, grads, rates,
+            [self.state[p]["exp_avg"] for p in params],
+            [self.state[p]["exp_avg_sq"] for p in params],
+            step=group["step"], betas=group["betas"], eps=group["eps"],
+            weight_decay=group["weight_decay"],
+        )
 
 
 def _multi_tensor_adam(params, grads, rates, exp_avgs, exp_avg_sqs, *, step, betas, eps, weight_decay):
