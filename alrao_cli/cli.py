@@ -67,6 +67,7 @@ SeedsOpt = Annotated[Optional[int], typer.Option("--seeds", help="Repeat every r
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.", rich_help_panel=BUDGET_PANEL)]
 BaselineOpt = Annotated[Optional[list[str]], typer.Option("--baseline", help="Add baseline columns: sgd-grid and/or adam (repeatable).", rich_help_panel=BUDGET_PANEL)]
 GridOpt = Annotated[Optional[str], typer.Option("--grid", help="SGD rates: 1e-5,1e-3,0.1 or 1e-5:10:7 (7 log-spaced). Default: the decades 1e-5..10.", rich_help_panel=BUDGET_PANEL)]
+HeadOpt = Annotated[Optional[str], typer.Option("--head", help="The output layer's qualified name (e.g. classifier.6), for every ARCH, where alrao cannot find it.", rich_help_panel=BUDGET_PANEL)]
 AdamOpt = Annotated[Optional[bool], typer.Option("--adam/--no-adam", help="Compare with Adam at its default rate.", rich_help_panel=BUDGET_PANEL, show_default=False)]
 FailFastOpt = Annotated[Optional[bool], typer.Option("--fail-fast", help="Stop at the first failed or diverged run.", rich_help_panel=STUDY_PANEL, show_default=False)]
 CheckpointOpt = Annotated[Optional[int], typer.Option("--checkpoint-every", help="Also checkpoint every N steps inside long epochs.", rich_help_panel=STUDY_PANEL)]
@@ -87,7 +88,7 @@ def _fail(error: AlraoUserError, debug: bool) -> None:
 
 # Flags whose config key has another name; every other study flag is its config key.
 _CONFIG_KEY_OF_FLAG = {"baseline": "baselines", "out_dir": "out"}
-_NOT_CONFIG = {"archs", "config", "resume", "json_out", "quiet", "debug"}
+_NOT_CONFIG = {"archs", "config", "resume", "json_out", "quiet", "debug", "head"}
 
 
 def _study_options(
@@ -113,6 +114,7 @@ def _study_options(
     baseline: BaselineOpt = None,
     grid: GridOpt = None,
     adam: AdamOpt = None,
+    head: HeadOpt = None,
     fail_fast: FailFastOpt = None,
     checkpoint_every: CheckpointOpt = None,
     out_dir: OutOpt = None,
@@ -137,6 +139,8 @@ def _study_command(kind: str, doc: str, without: set[str]):
             given["archs"] = list(options["archs"])
         if "out" in given:
             given["out"] = str(given["out"])
+        if options["head"]:
+            given["heads"] = {"*": options["head"]}
         _run_study(kind, options["resume"], options["config"], given, options["json_out"], options["quiet"], options["debug"])
 
     hints = typing.get_type_hints(_study_options, include_extras=True)
@@ -162,8 +166,8 @@ def _run_study(kind: str, resume: Path | None, config_path: Path | None, overrid
     try:
         file_values = load_config_file(config_path) if config_path else None
         config = build_config(file_values, overrides)
-        if resume is not None and (config_path or set(overrides) - {"archs"}):
-            err.print("[yellow]note:[/] --resume uses the run's saved config; other options are ignored")
+        if resume is not None and (config_path or overrides):
+            err.print("[yellow]note:[/] --resume continues the run as saved; other arguments and options are ignored")
         if json_out or quiet:
             outcome = run_study(config, kind, resume=resume)
         else:

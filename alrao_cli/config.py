@@ -66,6 +66,7 @@ class StudyConfig:
     fail_fast: bool = False
     checkpoint_every: int | None = None
     model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    heads: dict[str, str] = field(default_factory=dict)
 
     @property
     def budget_epochs(self) -> int | None:
@@ -215,6 +216,17 @@ def _grid(value: Any, where: str) -> tuple[float, ...]:
     return _checked_grid([_as_float(item, f"{where} entry {index + 1}") for index, item in enumerate(value)], where)
 
 
+def _heads(value: Any, where: str) -> dict[str, str]:
+    """Checked to be ``{arch: qualified name of its output layer}`` (``"*"``: every ARCH)."""
+    example = "{my_models.py:Net: classifier.3}"
+    if not isinstance(value, Mapping):
+        raise _type_error(where, "a mapping of architecture to output-layer name", value, example)
+    for arch, name in value.items():
+        if not isinstance(arch, str) or not isinstance(name, str) or not name:
+            raise _type_error(f"{where} entry {arch!r}", "a layer name as text", name, example)
+    return dict(value)
+
+
 def _model_kwargs(value: Any, where: str) -> dict[str, dict[str, Any]]:
     """Checked to be ``{arch: {name: value}}`` with names a constructor could accept."""
     example = "{mlp: {width: 256, depth: 2}}"
@@ -268,6 +280,7 @@ _COERCERS: dict[str, _Coercer] = {
     "fail_fast": _boolean,
     "checkpoint_every": _optional(_integer(1, "500")),
     "model_kwargs": _model_kwargs,
+    "heads": _heads,
 }
 
 
@@ -511,6 +524,14 @@ _EXAMPLE_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
 )
 
+_HEADS_EXAMPLE = """\
+# The output layer of an architecture, by its qualified name, where alrao cannot find it
+# (it takes the last nn.Linear with num_classes outputs); "*" applies to every ARCH.
+# For example:
+#   heads:
+#     my_models.py:Net: classifier.3
+"""
+
 _MODEL_KWARGS_EXAMPLE = """\
 # Extra keyword arguments for an architecture's constructor, keyed by the ARCH as written
 # above. For example:
@@ -536,4 +557,7 @@ def example_config_yaml() -> str:
         lines += ["", f"# --- {title} ---"]
         for name, comment in options:
             lines += [f"# {comment}", line_of[name]]
-    return "\n".join(lines) + "\n\n" + _MODEL_KWARGS_EXAMPLE + line_of["model_kwargs"] + "\n"
+    return (
+        "\n".join(lines) + "\n\n" + _MODEL_KWARGS_EXAMPLE + line_of["model_kwargs"] + "\n\n"
+        + _HEADS_EXAMPLE + line_of["heads"] + "\n"
+    )

@@ -97,6 +97,15 @@ def methods_of(config: StudyConfig, kind: StudyKind) -> list[MethodSpec]:
     return methods
 
 
+def _with_head(methods: list[MethodSpec], head: str | None) -> list[MethodSpec]:
+    """Tell Alrao which layer is the output layer of this architecture, if the user said."""
+    if head is None:
+        return methods
+    return [
+        MethodSpec(m.name, m.lr, {**m.options, "head": head}) if m.name == "alrao" else m for m in methods
+    ]
+
+
 def run_key(label: str, method: MethodSpec, seed: int) -> str:
     rate = f"|lr={method.lr:.12g}" if method.name == "sgd" else ""
     return f"{label}|{method.name}{rate}|seed={seed}"
@@ -120,8 +129,9 @@ def plan_study(config: StudyConfig, kind: StudyKind) -> Plan:
         for arch in canonical:
             label = user_arch if len(canonical) == 1 else arch
             kwargs = config.model_kwargs.get(user_arch, config.model_kwargs.get(arch, {}))
+            head = config.heads.get(user_arch) or config.heads.get(arch) or config.heads.get("*")
             for seed in seeds:
-                for method in methods:
+                for method in _with_head(methods, head):
                     runs.append(
                         RunSpec(
                             key=run_key(label, method, seed), arch=arch, label=label, method=method,

@@ -43,11 +43,11 @@ class RichObserver:
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
-    def study_started(self, plan: Plan, done: int) -> None:
+    def study_started(self, plan: Plan, done: int, resumed: bool) -> None:
         self.study_task = self.progress.add_task(
             "study", total=len(plan.runs), completed=done, detail=f"{done}/{len(plan.runs)} runs"
         )
-        if done:
+        if resumed:
             self.console.print(f"resuming: {done} of {len(plan.runs)} runs already finished")
 
     def run_started(self, spec: RunSpec, index: int, total: int) -> None:

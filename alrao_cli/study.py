@@ -27,14 +27,14 @@ CONFIG_FILE = "config.yaml"
 class StudyObserver(Protocol):
     """What a display wants to hear about; every method is optional in practice."""
 
-    def study_started(self, plan: Plan, done: int) -> None: ...
+    def study_started(self, plan: Plan, done: int, resumed: bool) -> None: ...
     def run_started(self, spec: RunSpec, index: int, total: int) -> None: ...
     def run_progress(self, progress: Progress) -> None: ...
     def run_finished(self, result: RunResult) -> None: ...
 
 
 class SilentObserver:
-    def study_started(self, plan: Plan, done: int) -> None:
+    def study_started(self, plan: Plan, done: int, resumed: bool) -> None:
         pass
 
     def run_started(self, spec: RunSpec, index: int, total: int) -> None:
@@ -56,10 +56,18 @@ class StudyOutcome:
 
     @property
     def exit_code(self) -> int:
-        """0: every run finished; 1: some failed or diverged; 130: interrupted (Ctrl-C)."""
+        """0: every architecture finished; 1: a run failed or an Alrao run diverged; 130: Ctrl-C.
+
+        A single-rate baseline that diverges (SGD at rate 10, say) is an expected outcome
+        of a grid, not a problem with the study.
+        """
         if self.interrupted:
             return 130
-        return 1 if any(run.status != "ok" for run in self.study.runs) else 0
+        problems = [
+            run for run in self.study.runs
+            if run.status == "failed" or (run.status == "diverged" and run.method == "alrao")
+        ]
+        return 1 if problems else 0
 
 
 def default_run_dir(kind: StudyKind) -> Path:
@@ -132,10 +140,14 @@ def run_study(
 
     prepare_run_dir(run_dir)
     if resume is None:
-        (run_dir / CONFIG_FILE).write_text(dump_config_yaml(replace(config, out=str(run_dir))))
+        # Saved without its folder: re-running this file starts a new run, never overwrites this one.
+        (run_dir / CONFIG_FILE).write_text(dump_config_yaml(replace(config, out=None)))
     study = replace(study, interrupted=False, finished=None)
     save_study(run_dir, study)
-    observer.study_started(plan, len(plan.runs) - len(pending))
+    stopped_early = config.fail_fast and any(run.status != "ok" for run in study.runs)
+    if stopped_early:
+        pending = []  # --fail-fast: an architecture already failed its preflight
+    observer.study_started(plan, done=len(plan.runs) - len(pending), resumed=previous is not None)
     position = {spec.key: index for index, spec in enumerate(plan.runs, start=1)}
 
     def run_one(spec: RunSpec) -> RunResult:
@@ -143,7 +155,7 @@ def run_study(
         return execute_run(spec, run_dir, observer.run_progress)
 
     executor = executor or SequentialExecutor()
-    interrupted = stopped_early = False
+    interrupted = False
     try:
         for result in executor.run(pending, run_one):
             study = study.with_run(result)

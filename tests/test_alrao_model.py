@@ -256,3 +256,51 @@ def test_a_head_transformed_before_return_is_a_clear_error():
     model = AlraoModel(SoftmaxAfterHead(), num_classes=5)
     with pytest.raises(AlraoUserError, match="transforms the output of 'fc'"):
         model(torch.randn(2, 8))
+
+
+def test_a_diverged_regression_copy_does_not_poison_the_mixture():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+    model = AlraoModel(net, num_classes=2, task="regression", n_copies=4)
+    with torch.no_grad():
+        model.copies.weight[3].fill_(float("inf"))  # the fastest copy blew up
+    x, y = torch.randn(16, 3), torch.randn(16, 2)
+    loss = model.loss(x, y)
+    assert torch.isfinite(loss.mixture_loss)
+    loss.backward_loss.backward()
+    for name, p in model.pre_classifier.named_parameters():
+        assert torch.isfinite(p.grad).all(), name
+    assert torch.isfinite(model.copies.weight.grad[:3]).all()
+    assert torch.isfinite(model(x)).all()
+    assert torch.isfinite(model.mixture_nll(x, y)).all()
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_fused_head_matches_autograd_on_the_two_losses(task):
+    """The custom backward against plain autograd through detached copies of the head."""
+    torch.manual_seed(1)
+    k = 3
+    net = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, k))
+    model = AlraoModel(net, num_classes=k, task=task, n_copies=5)
+    for _ in range(2):
+        model.update_switch(-torch.rand(5))
+    x = torch.randn(7, 6)
+    y = torch.randn(7, k) if task == "regression" else torch.randint(0, k, (7,))
+    model.loss(x, y).backward_loss.backward()
+
+    z = model.features(x)
+    weight, bias = model.copies.weight, model.copies.bias
+    out_mix = torch.einsum("bd,nkd->bnk", z, weight.detach()) + bias.detach()
+    out_own = torch.einsum("bd,nkd->bnk", z.detach(), weight) + bias
+
+    def log_lik(out):
+        if task == "regression":
+            return -0.5 * (out - y[:, None, :]).pow(2).sum(-1) - 0.5 * k * torch.log(torch.tensor(2 * torch.pi))
+        return F.log_softmax(out, -1).gather(2, y.view(-1, 1, 1).expand(-1, 5, 1)).squeeze(2)
+
+    log_a = model.switch.posterior.log().float()
+    reference = -torch.logsumexp(log_a + log_lik(out_mix), 1).mean() - log_lik(out_own).mean(0).sum()
+    params = list(model.pre_classifier.parameters()) + [weight, bias]
+    expected = torch.autograd.grad(reference, params)
+    for p, g in zip(params, expected):
+        assert torch.allclose(p.grad, g, atol=1e-5)

@@ -41,6 +41,15 @@ def example_files() -> list[tuple[str, str]]:
 EXAMPLES = example_files()
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and stay fast when other processes load the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_the_page_has_the_three_example_files():
     names = [name for name, _ in EXAMPLES]
     assert len(names) >= 3, f"docs/models.md should hold 3 example files, found {names}"

@@ -49,6 +49,17 @@ MODEL_FILES = {
         "    def forward(self, x):\n"
         "        return self.head(self.body(x) * 1e25)\n"
     ),
+    "aux_last.py": (
+        "import torch\nfrom torch import nn\n"
+        "class AuxLast(nn.Module):\n"
+        "    def __init__(self, num_classes, input_shape):\n"
+        "        super().__init__()\n"
+        "        self.body = nn.Linear(input_shape[0], 16)\n"
+        "        self.fc = nn.Linear(16, num_classes)\n"
+        "        self.aux = nn.Linear(16, num_classes)  # registered last, never the output\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(torch.relu(self.body(x)))\n"
+    ),
     "two.py": (
         "from torch import nn\n"
         "class A(nn.Module):\n    pass\n"
@@ -141,6 +152,34 @@ def test_a_screen_isolates_broken_models(models, tmp_path):
     assert by_arch[archs[3]]["status"] == "failed" and "no output layer" in by_arch[archs[3]]["reason"]
     assert [entry["rank"] for entry in ranking] == [1, 2, 3, 4]
     assert "Traceback" not in result.output
+
+
+def test_head_flag_names_an_output_layer_alrao_cannot_find(models, tmp_path):
+    arch = f"{models / 'aux_last.py'}:AuxLast"
+    guessed = runner.invoke(app, ["screen", arch, *QUICK, "--out", str(tmp_path / "a")])
+    assert guessed.exit_code == 2 and "'aux' was never called" in guessed.output
+    named = runner.invoke(app, ["screen", arch, *QUICK, "--out", str(tmp_path / "b"), "--head", "fc"])
+    assert named.exit_code == 0, named.output
+    (run,) = json.loads((tmp_path / "b" / "results.json").read_text())["runs"]
+    assert run["status"] == "ok" and run["spec"]["method"]["options"]["head"] == "fc"
+
+
+def test_fail_fast_stops_before_training_when_a_model_is_broken(models, tmp_path):
+    out = tmp_path / "run"
+    archs = [f"{models / 'no_head.py'}:NoHead", str(models / "good.py")]
+    result = runner.invoke(app, ["screen", *archs, *QUICK, "--fail-fast", "--out", str(out), "--quiet"])
+    assert result.exit_code == 1
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [(run["arch"], run["status"]) for run in runs] == [(archs[0], "failed")]
+
+
+def test_a_diverging_baseline_rate_is_an_outcome_not_a_failure(tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["compare", "mlp", *QUICK, "--grid", "0.01,1e4", "--no-adam", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    status = {run["key"]: run["status"] for run in json.loads((out / "results.json").read_text())["runs"]}
+    assert status["mlp|sgd|lr=10000|seed=0"] == "diverged"
+    assert status["mlp|alrao|seed=0"] == "ok"
 
 
 def test_fail_fast_stops_at_the_first_failure(models, tmp_path):

@@ -119,7 +119,7 @@ def _rule_for(module: nn.Module) -> Callable | None:
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
         return _transposed_conv_rates
     if isinstance(module, nn.modules.conv._ConvNd):
-        return _linear_rates  # weight [out, in/g, *k]: the output channel is dim 0, as for Linear
+        return _conv_rates
     if isinstance(module, _NORM_LAYERS):
         return _elementwise_rates
     if isinstance(module, nn.RNNBase):
@@ -136,11 +136,16 @@ def _per_output(weight: Tensor, rates: Tensor) -> Tensor:
     return rates.view([-1] + [1] * (weight.dim() - 1))
 
 
-def _linear_rates(module, own, sample):
+def _linear_rates(module, own, sample, feature: str = "unit"):
     r = sample(own["weight"].shape[0])
-    yield "weight", _per_output(own["weight"], r), "unit"
+    yield "weight", _per_output(own["weight"], r), feature
     if "bias" in own:
-        yield "bias", r, "unit"
+        yield "bias", r, feature
+
+
+def _conv_rates(module, own, sample):
+    # weight [out, in/g, *k]: the output channel is dim 0, as a Linear's unit is.
+    return _linear_rates(module, own, sample, feature="channel")
 
 
 def _transposed_conv_rates(module, own, sample):

@@ -130,18 +130,17 @@ class AlraoModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         outputs = self.copies(self.features(x))  # [B, N, K]
         log_a = self.switch.log_posterior.view(1, -1, 1)
-        if self.task == "regression":
-            return (outputs * log_a.exp()).sum(dim=1)  # the mixture's mean
+        if self.task == "regression":  # the mixture's mean, over the copies that have not diverged
+            alive = torch.isfinite(outputs).all(dim=-1, keepdim=True)
+            weights = log_a.exp() * alive
+            return (torch.where(alive, outputs, 0.0) * weights).sum(dim=1) / weights.sum(dim=1)
         return torch.logsumexp(log_a + F.log_softmax(outputs, dim=-1), dim=1)
 
     def loss(self, x: Tensor, y: Tensor) -> AlraoLoss:
         """The single-backward Alrao loss of one minibatch (predict with the current posterior)."""
-        log_lik_mix_path, log_lik_own_path = self.copies.log_likelihoods(
-            self.features(x), y, regression=self.task == "regression"
-        )  # [B, N] each: the first sends gradients to z only, the second to the copies only
-        log_a = self.switch.log_posterior.to(log_lik_mix_path.dtype).view(1, -1)
-        mixture_loss = -torch.logsumexp(log_a + log_lik_mix_path, dim=1).mean()
-        copy_log_lik = log_lik_own_path.mean(dim=0)  # [N]
+        mixture_loss, copy_log_lik = self.copies.losses(
+            self.features(x), y, self.switch.log_posterior, regression=self.task == "regression"
+        )  # the first's gradient goes to the pre-classifier only, the second's to the copies only
         return AlraoLoss(
             backward_loss=mixture_loss - copy_log_lik.sum(),
             mixture_loss=mixture_loss.detach(),
@@ -151,7 +150,7 @@ class AlraoModel(nn.Module):
     @torch.no_grad()
     def mixture_nll(self, x: Tensor, y: Tensor) -> Tensor:
         """Each example's ``-log p_mix(y|x)``, ``[B]``: the validation loss that ranks models."""
-        log_lik, _ = self.copies.log_likelihoods(self.features(x), y, regression=self.task == "regression")
+        log_lik = self.copies.log_likelihoods(self.features(x), y, regression=self.task == "regression")
         log_a = self.switch.log_posterior.to(log_lik.dtype).view(1, -1)
         return -torch.logsumexp(log_a + log_lik, dim=1)
 
