@@ -49,7 +49,7 @@ class LineObserver:
         self.total = 0
         self.done = 0
 
-    def study_started(self, plan, done: int) -> None:
+    def study_started(self, plan, done: int, resumed: bool) -> None:
         self.total, self.done = len(plan.runs), done
         print(f"{self.total} runs to do ({done} already done)", file=sys.stderr, flush=True)
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -115,3 +116,22 @@ def test_real_subprocess_screen(tmp_path):
     runs = load_results(out)["runs"]
     assert {run["arch"] for run in runs} == {"mlp", "cnn1d"}
     assert all(run["history"][-1]["val_loss"] < 10 for run in runs)
+
+
+def test_screen_on_an_image_folder_made_here(tmp_path):
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    root = tmp_path / "images"
+    for label, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
+        folder = root / f"class{label}"
+        folder.mkdir(parents=True)
+        for index in range(8):
+            noise = (torch.rand(12, 12, 3, generator=generator) * 60).to(torch.uint8).numpy()
+            pixels = (noise + torch.tensor(colour, dtype=torch.uint8).numpy() // 2).astype("uint8")
+            Image.fromarray(pixels).save(folder / f"{index}.png")
+    out = tmp_path / "run"
+    result = invoke("screen", "vgg_small", "--data", f"imagefolder:{root}", "--epochs", "1", "--batch-size", "8", "--no-plots", "--out", str(out), "--quiet")
+    assert result.exit_code == 0, result.output
+    (run,) = load_results(out)["runs"]
+    assert run["status"] == "ok" and run["history"][0]["val_acc"] is not None
