@@ -37,13 +37,13 @@ class RichObserver:
         self.run_task = None
 
     def __enter__(self) -> RichObserver:
-        self.progress.start()
-        return self
+        return self  # the display starts with the study: errors before it print cleanly
 
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
     def study_started(self, plan: Plan, done: int, resumed: bool) -> None:
+        self.progress.start()
         self.study_task = self.progress.add_task(
             "study", total=len(plan.runs), completed=done, detail=f"{done}/{len(plan.runs)} runs"
         )

@@ -99,8 +99,12 @@ def print_models(pattern: str, torchvision_models: bool, json_out: bool, out: Co
             for name in names:
                 out.print(f"torchvision:{name}", highlight=False)
         return
+    entries = list_zoo(pattern)
+    if not entries and not json_out:
+        out.print(f"no zoo model matches {pattern!r} (try `alrao models` for them all)", highlight=False)
+        return
     rows = []
-    for entry in list_zoo(pattern):
+    for entry in entries:
         params = count_parameters(build_model(entry.name, 10, (40,)))
         rows.append({"name": entry.name, "params_mnist1d": params, "fits": entry.fits_label(), "description": entry.description})
     if json_out:
