@@ -53,6 +53,7 @@ DataOpt = Annotated[Optional[str], typer.Option("--data", help="mnist1d (built i
 DataDirOpt = Annotated[Optional[str], typer.Option("--data-dir", help="Folder holding torchvision datasets.", rich_help_panel=DATA_PANEL)]
 DownloadOpt = Annotated[Optional[bool], typer.Option("--download/--no-download", help="Download a torchvision dataset if it is missing (needs a network).", rich_help_panel=DATA_PANEL, show_default=False)]
 SubsetOpt = Annotated[Optional[int], typer.Option("--subset", help="Keep at most N training examples, for quick runs.", rich_help_panel=DATA_PANEL)]
+ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help="Share of the training split held out for validation (default 0.1).", rich_help_panel=DATA_PANEL)]
 AugmentOpt = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Light augmentation for images (crop + flip).", rich_help_panel=DATA_PANEL, show_default=False)]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Data-loader worker processes.", rich_help_panel=DATA_PANEL)]
 EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", help="Epochs per run (default 10).", rich_help_panel=BUDGET_PANEL)]
@@ -99,6 +100,7 @@ def _study_options(
     data_dir: DataDirOpt = None,
     download: DownloadOpt = None,
     subset: SubsetOpt = None,
+    val_fraction: ValFractionOpt = None,
     augment: AugmentOpt = None,
     workers: WorkersOpt = None,
     epochs: EpochsOpt = None,

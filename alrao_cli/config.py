@@ -43,6 +43,7 @@ class StudyConfig:
     data_dir: str | None = None
     download: bool = False
     subset: int | None = None
+    val_fraction: float = 0.1
     augment: bool = False
     epochs: int | None = None
     steps: int | None = None
@@ -257,6 +258,7 @@ _COERCERS: dict[str, _Coercer] = {
     "data_dir": _optional(_text),
     "download": _boolean,
     "subset": _optional(_integer(1, "1000")),
+    "val_fraction": _number(lambda fraction: 0 < fraction < 1, "strictly between 0 and 1", "0.2"),
     "augment": _boolean,
     "epochs": _optional(_integer(1, str(DEFAULT_EPOCHS))),
     "steps": _optional(_integer(1, "1000")),
@@ -489,6 +491,7 @@ _EXAMPLE_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("data_dir", "folder holding torchvision datasets; null = the default cache"),
         ("download", "download a missing torchvision dataset (needs a network)"),
         ("subset", "keep at most this many training examples, for quick runs; null = all"),
+        ("val_fraction", "share of the training split held out for validation (the test split is never used)"),
         ("augment", "light augmentation for images (random crop + flip)"),
         ("workers", "data-loader worker processes; 0 = load in the training process"),
     )),

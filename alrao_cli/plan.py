@@ -73,7 +73,7 @@ def budget_of(config: StudyConfig) -> Budget:
 def data_spec_of(config: StudyConfig) -> DataSpec:
     return DataSpec(
         source=config.data, data_dir=config.data_dir, download=config.download,
-        subset=config.subset, augment=config.augment, seed=config.seed,
+        subset=config.subset, val_fraction=config.val_fraction, augment=config.augment, seed=config.seed,
     )
 
 

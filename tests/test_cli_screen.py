@@ -62,10 +62,13 @@ def test_flags_override_the_config_file(tmp_path):
     config = tmp_path / "screen.yaml"
     config.write_text("archs: [mlp]\nepochs: 1\nsubset: 128\nbatch-size: 16\nplots: false\n")
     out = tmp_path / "run"
-    result = invoke("screen", "--config", str(config), "--epochs", "2", "--out", str(out), "--quiet")
+    result = invoke(
+        "screen", "--config", str(config), "--epochs", "2", "--val-fraction", "0.25", "--out", str(out), "--quiet"
+    )
     assert result.exit_code == 0, result.output
     (run,) = load_results(out)["runs"]
     assert len(run["history"]) == 2  # the flag won
+    assert run["spec"]["data"]["val_fraction"] == 0.25
     assert run["spec"]["batch_size"] == 16  # the file's value stayed
 
 

@@ -75,6 +75,8 @@ def test_mnist1d_shapes_classes_and_split_sizes() -> None:
     x, y = loaded.train[0]
     assert x.shape == (40,) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert set(loaded.train.targets.tolist()) == set(range(10))
+    quarter = load_data(DataSpec(val_fraction=0.25)).info
+    assert (quarter.train_size, quarter.val_size) == (3000, 1000)
 
 
 def test_mnist1d_split_is_disjoint_complete_and_seeded() -> None:

@@ -40,6 +40,14 @@ def test_alrao_settings_and_heads_reach_the_method_spec():
     assert spec.method.options["head"] == "net.3"
 
 
+def test_data_settings_reach_every_runs_data_spec():
+    config = build_config(
+        None, {"archs": ["mlp"], "subset": 300, "val_fraction": 0.25, "seed": 3, "device": "cpu"}
+    )
+    for spec in plan_study(config, "compare").runs:
+        assert (spec.data.subset, spec.data.val_fraction, spec.data.seed) == (300, 0.25, 3)
+
+
 def test_specs_are_plain_data_that_survive_pickling():
     plan = plan_study(build_config(None, {"archs": ["mlp"], "steps": 5, "device": "cpu"}), "compare")
     for spec in plan.runs:
