@@ -161,10 +161,10 @@ class _AlraoLearner(Learner):
 
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         loss = self.module.loss(x, y)
+        self.module.update_switch(loss.copy_log_likelihoods)  # early, as alrao_step does
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward_loss.backward()
         self.optimizer.step()
-        self.module.update_switch(loss.copy_log_likelihoods)
         return loss.mixture_loss
 
     def evaluate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:

@@ -72,6 +72,30 @@ def test_mixture_loss_uses_the_posterior_from_before_the_update():
     assert model.switch.steps == 1
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_alrao_step_equals_the_documented_four_lines_with_the_switch_updated_last(momentum):
+    # alrao_step updates the switch before the backward (it is cheaper there): the
+    # backward must not read the posterior, so both orders give the same numbers.
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = AlraoModel(make_mlp(), num_classes=5, n_copies=4)
+        models.append((model, AlraoSGD(model, momentum=momentum)))
+    (early, early_opt), (late, late_opt) = models
+    for seed in range(5):
+        x, y = batch(seed=seed)
+        alrao_step(early, early_opt, x, y)
+        loss = late.loss(x, y)
+        late_opt.zero_grad(set_to_none=True)
+        loss.backward_loss.backward()
+        late_opt.step()
+        late.update_switch(loss.copy_log_likelihoods)
+    assert early.switch.steps == late.switch.steps == 5
+    assert not torch.allclose(early.switch.posterior, torch.full((4,), 0.25, dtype=torch.float64))
+    assert torch.equal(early.switch.log_weights, late.switch.log_weights)
+    assert all(torch.equal(a, b) for a, b in zip(early.parameters(), late.parameters()))
+
+
 def test_the_step_applies_each_features_rate():
     torch.manual_seed(0)
     model = AlraoModel(make_mlp(), num_classes=5, n_copies=3)
@@ -175,6 +199,7 @@ def test_divergence_is_reported_and_leaves_parameters_untouched():
         alrao_step(model, optimizer, x, y)
     assert info.value.step == 1
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert model.switch.steps == 0
 
 
 def test_cpu_autocast_step_runs():

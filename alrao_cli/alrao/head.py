@@ -144,8 +144,10 @@ class _AlraoHeadLoss(torch.autograd.Function):
     copy's log-likelihood ``ll[b, j]``, then
 
     - ``mixture_loss = -mean_b log sum_j a_j p_j(y_b|x_b)``, the loss of the model's
-      actual prediction, and
-    - ``copy_log_lik[j] = mean_b ll[b, j]``, each copy's own (negated) loss.
+      actual prediction,
+    - ``copy_log_lik[j] = mean_b ll[b, j]``, each copy's own (negated) loss, and
+    - ``backward_loss = mixture_loss - sum_j copy_log_lik[j]``, the only differentiable
+      output, so that ``backward()`` enters here directly, through no graph of small ops.
 
     Backward routes the gradients apart: the mixture's to ``z`` only (it trains the
     pre-classifier), the copies' to ``W`` and ``b`` only (each copy learns as if alone).
@@ -164,17 +166,17 @@ class _AlraoHeadLoss(torch.autograd.Function):
         responsibility = (log_joint - log_mix).exp_()  # P(copy j | x_b, y_b), [B, N]
         ctx.save_for_backward(z, weight, saved, responsibility, target)
         ctx.regression = regression
-        return -log_mix.mean(), log_lik.mean(0)
+        mixture_loss, copy_log_lik = -log_mix.mean(), log_lik.mean(0)
+        ctx.mark_non_differentiable(mixture_loss, copy_log_lik)
+        return mixture_loss - copy_log_lik.sum(), mixture_loss, copy_log_lik
 
     @staticmethod
-    def backward(ctx, grad_mixture, grad_copies):  # noqa: D102
+    def backward(ctx, grad, _grad_mixture_loss, _grad_copy_log_lik):  # noqa: D102
         z, weight, saved, responsibility, target = ctx.saved_tensors
         batch, n_copies = responsibility.shape
-        # d loss / d ll[b, j] for each path: [2, B, N]
-        grad_log_lik = torch.stack([
-            responsibility * (-grad_mixture / batch),
-            (grad_copies / batch).expand(batch, n_copies),
-        ]).to(weight.dtype)
+        # d backward_loss / d ll[b, j] for each path: [2, B, N]
+        scale = grad / batch
+        grad_log_lik = torch.stack([responsibility * -scale, (-scale).expand(batch, n_copies)]).to(weight.dtype)
         if ctx.regression:
             # d ll / d out = -(out - y); a diverged copy (infinite residual, zero
             # responsibility) sends nothing back, and its weights stay out of grad_z.
@@ -222,11 +224,13 @@ class CopiesHead(nn.Module):
 
     def losses(
         self, z: Tensor, target: Tensor, log_posterior: Tensor, regression: bool
-    ) -> tuple[Tensor, Tensor]:
-        """The mixture's loss (a scalar) and each copy's mean log-likelihood (``[N]``).
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The loss to backpropagate, the mixture's loss, each copy's mean log-likelihood.
 
-        A loss built from the first trains the pre-classifier only; from the second, the
-        copies only. See :class:`_AlraoHeadLoss`.
+        Only the first carries gradients: the mixture's part of it trains the
+        pre-classifier only, the copies' part the copies only (see
+        :class:`_AlraoHeadLoss`). The other two (a scalar, ``[N]``) are for reporting and
+        for the switch.
         """
         return _AlraoHeadLoss.apply(
             z, self.weight.view(-1, self.in_features), self.bias.view(-1),

@@ -138,14 +138,10 @@ class AlraoModel(nn.Module):
 
     def loss(self, x: Tensor, y: Tensor) -> AlraoLoss:
         """The single-backward Alrao loss of one minibatch (predict with the current posterior)."""
-        mixture_loss, copy_log_lik = self.copies.losses(
+        backward_loss, mixture_loss, copy_log_lik = self.copies.losses(
             self.features(x), y, self.switch.log_posterior, regression=self.task == "regression"
-        )  # the first's gradient goes to the pre-classifier only, the second's to the copies only
-        return AlraoLoss(
-            backward_loss=mixture_loss - copy_log_lik.sum(),
-            mixture_loss=mixture_loss.detach(),
-            copy_log_likelihoods=copy_log_lik.detach(),
         )
+        return AlraoLoss(backward_loss, mixture_loss, copy_log_lik)
 
     @torch.no_grad()
     def mixture_nll(self, x: Tensor, y: Tensor) -> Tensor:
