@@ -329,3 +329,97 @@ def test_fused_head_matches_autograd_on_the_two_losses(task):
     expected = torch.autograd.grad(reference, params)
     for p, g in zip(params, expected):
         assert torch.allclose(p.grad, g, atol=1e-5)
+
+
+def test_a_diverged_classification_copy_counts_as_probability_zero_and_sends_no_gradient():
+    torch.manual_seed(0)
+    model = AlraoModel(make_mlp(), num_classes=5, n_copies=4)
+    model.eval()  # BatchNorm in eval: the same input gives the same features twice
+    with torch.no_grad():
+        model.copies.weight[3, 0, 0] = float("inf")  # the fastest copy blew up
+    x, y = batch()
+    loss = model.loss(x, y)
+    assert loss.copy_log_likelihoods[3] == -float("inf")
+    loss.backward_loss.backward()
+
+    # Independent reference: the mixture of the three live copies alone (p_3 = 0).
+    z = model.features(x)
+    weight, bias = model.copies.weight.detach()[:3], model.copies.bias.detach()[:3]
+    log_p = F.log_softmax(torch.einsum("bd,nkd->bnk", z, weight) + bias, -1)
+    log_a = model.switch.posterior.log().float()[:3]
+    log_mix = torch.logsumexp(log_a.view(1, -1, 1) + log_p, dim=1)
+    reference = F.nll_loss(log_mix, y)
+    assert loss.mixture_loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    body = list(model.pre_classifier.parameters())
+    for p, g in zip(body, torch.autograd.grad(reference, body)):
+        assert torch.allclose(p.grad, g, atol=1e-6)
+    assert torch.isfinite(model.copies.weight.grad[:3]).all()
+    assert torch.count_nonzero(model.copies.weight.grad[3]) == 0
+    assert torch.count_nonzero(model.copies.bias.grad[3]) == 0
+    assert torch.allclose(model(x), log_mix, atol=1e-5)
+    assert torch.allclose(model.mixture_nll(x, y), -log_mix.gather(1, y.view(-1, 1)).squeeze(1), atol=1e-5)
+    model.update_switch(loss.copy_log_likelihoods)
+    posterior = model.switch.posterior  # copy 3 keeps only what the prior's switches hand it
+    assert torch.isfinite(posterior).all() and posterior[3] < posterior[:3].min() / 2
+
+
+@pytest.mark.parametrize(
+    "cast, dtype",
+    [(lambda m: m.half(), torch.float16), (lambda m: m.float(), torch.float32),
+     (lambda m: m.bfloat16(), torch.bfloat16), (lambda m: m.to(torch.float32), torch.float32)],
+    ids=["half", "float", "bfloat16", "to float32"],
+)
+def test_dtype_casts_leave_the_switch_float64(cast, dtype):
+    model = cast(AlraoModel(make_mlp(), num_classes=5, n_copies=4))
+    assert model.copies.weight.dtype == dtype and model.switch.log_posterior.dtype == dtype
+    assert model.switch.log_weights.dtype == torch.float64
+    model.update_switch(torch.tensor([-1.0, -2.0, -3.0, -4.0], dtype=dtype))
+    model.update_switch(torch.full((4,), -float("inf"), dtype=dtype))  # every copy diverged
+    assert torch.isfinite(model.switch.posterior).all()
+    assert torch.isfinite(model.switch.log_posterior).all()
+
+
+def test_a_param_group_added_later_gets_its_own_rates():
+    torch.manual_seed(0)
+    model = AlraoModel(make_mlp(), num_classes=5, n_copies=3)
+    norm_weight = model.pre_classifier[1].weight
+    norm_weight.requires_grad_(False)  # frozen when the optimizer is built, unfrozen later
+    optimizer = AlraoSGD(model)
+    assert all(p is not norm_weight for p in optimizer.param_groups[0]["params"])
+    norm_weight.requires_grad_(True)
+    optimizer.add_param_group({"params": [norm_weight]})
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer.zero_grad()
+    model.loss(*batch()).backward_loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    optimizer.step()
+    for name, p in model.named_parameters():
+        assert torch.allclose(p, before[name] - model.rate_of(name) * grads[name], atol=1e-7), name
+
+
+@pytest.mark.parametrize("make_optimizer", [AlraoSGD, AlraoAdam], ids=["sgd", "adam"])
+def test_a_param_group_without_rates_is_refused(make_optimizer):
+    optimizer = make_optimizer(AlraoModel(make_mlp(), num_classes=5, n_copies=3))
+    with pytest.raises(ValueError, match="has no Alrao rate"):
+        optimizer.add_param_group({"params": [nn.Parameter(torch.zeros(3))]})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_after_building_matches_a_cpu_run():
+    runs = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = AlraoModel(make_mlp(), num_classes=5, n_copies=4)
+        model = model.cuda() if device == "cuda" else model
+        optimizer = AlraoSGD(model, momentum=0.9)
+        losses = [alrao_step(model, optimizer, *(t.to(device) for t in batch(seed=s))) for s in range(3)]
+        runs[device] = (model, losses)
+    model, losses = runs["cuda"]
+    assert all(rate.is_cuda for rate in model.rates.buffers())
+    assert model.switch.log_weights.is_cuda and model.switch.log_weights.dtype == torch.float64
+    assert model.switch.log_posterior.is_cuda
+    cpu_model, cpu_losses = runs["cpu"]
+    assert losses == pytest.approx(cpu_losses, rel=1e-4)
+    assert torch.allclose(model.switch.posterior.cpu(), cpu_model.switch.posterior, atol=1e-5)
+    for p, q in zip(model.parameters(), cpu_model.parameters()):
+        assert torch.allclose(p.cpu(), q, atol=1e-4, equal_nan=True)  # a copy may diverge on both

@@ -59,17 +59,64 @@ class TwoHeads(nn.Module):
         return self.fc(torch.relu(self.body(x)))
 
 
+class OutputFirst(nn.Module):
+    """Registers its output layer first, then a body that ends in a Linear with as many outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Linear(10, 10)
+        self.body = nn.Sequential(nn.Linear(6, 10), nn.BatchNorm1d(10), nn.ReLU())
+
+    def forward(self, x):
+        return self.out(self.body(x))
+
+
 def test_named_head_is_used():
     model = AlraoModel(TwoHeads(), num_classes=10, head="fc")
     assert model.head_name == "fc"
     assert model(torch.randn(3, 6)).shape == (3, 10)
 
 
-def test_a_wrongly_guessed_head_is_caught_on_the_first_forward():
-    model = AlraoModel(TwoHeads(), num_classes=10)
-    assert model.head_name == "aux"
-    with pytest.raises(AlraoUserError, match="'aux' was never called"):
+@pytest.mark.parametrize("make, head", [(TwoHeads, "fc"), (OutputFirst, "out")], ids=["aux last", "output first"])
+def test_an_example_input_finds_the_linear_whose_output_the_model_returns(make, head):
+    assert find_head(make(), 10, example_input=torch.randn(2, 6)) == head
+    model = AlraoModel(make(), num_classes=10, example_input=torch.randn(2, 6))
+    assert model.head_name == head
+    assert model(torch.randn(3, 6)).shape == (3, 10)
+
+
+@pytest.mark.parametrize(
+    "make, guess, message, other",
+    [(TwoHeads, "aux", "'aux' was never called", "fc"),
+     (OutputFirst, "body.0", r"failed after the output layer 'body.0' \(RuntimeError: running_mean", "out")],
+    ids=["aux last", "output first"],
+)
+def test_without_an_example_a_wrong_guess_names_the_other_candidates(make, guess, message, other):
+    model = AlraoModel(make(), num_classes=10)
+    assert model.head_name == guess  # the last registered Linear with 10 outputs
+    with pytest.raises(AlraoUserError, match=message) as info:
         model(torch.randn(3, 6))
+    assert f"the others are {other}" in info.value.hint
+    assert f"head={other!r}" in info.value.hint and "example_input=" in info.value.hint
+
+
+def test_the_probe_leaves_the_model_as_it_was():
+    model = OutputFirst()
+    model.body[1].eval()  # a layer the user keeps in eval mode
+    stats = model.body[1].running_mean.clone()
+    find_head(model, 10, example_input=torch.randn(4, 6) + 3.0)
+    assert model.training and not model.body[1].training and model.body[0].training
+    assert torch.equal(model.body[1].running_mean, stats)
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_the_probe_says_when_no_candidate_output_is_returned():
+    class SoftmaxAfter(TwoHeads):
+        def forward(self, x):
+            return super().forward(x).softmax(-1)
+
+    with pytest.raises(AlraoUserError, match="transforms the output of 'fc'"):
+        AlraoModel(SoftmaxAfter(), num_classes=10, example_input=torch.randn(2, 6))
 
 
 def test_an_unknown_head_name_lists_the_linear_layers():

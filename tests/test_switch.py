@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from alrao_cli import Switch
+from alrao_cli.alrao import switch as switch_module
+from alrao_cli.alrao.switch import state_device
 
 
 def brute_force_posterior(likelihoods: list[list[float]], theta: float) -> list[float]:
@@ -103,10 +105,15 @@ def test_switch_recovers_faster_than_bayesian_averaging():
 
 
 def test_stays_finite_over_a_million_updates():
-    # The recursion depends on the observation count only through log(t) and log1p(t),
-    # and renormalises its state every step, so nothing accumulates from one update to
-    # the next: 50,000 real updates (with diverged copies mixed in), then 20,000 more
-    # with the count set past a million, cover what a million updates would, in a second.
+    """Runs 70,000 updates, not a million: 50,000 from the start (diverged copies mixed
+    in), then 20,000 with the observation count set to 1,000,000.
+
+    That stands for a million because the recursion reads the count t only through the
+    switch probability 1/(t+1) (as log1p(t), and log(t) for 1 - 1/(t+1)), and its state
+    is renormalised at every step, so nothing else grows with t: what could go wrong at
+    step 10^6 is a switch probability of 10^-6 meeting well-worn weights, and this is it.
+    A real million updates would take a minute instead of a second.
+    """
     switch = Switch(10)
     generator = torch.Generator().manual_seed(0)
     extreme = torch.tensor([0.0, -1e4, -float("inf"), float("nan")] + [-1.0] * 6)
@@ -134,3 +141,71 @@ def test_state_dict_round_trip():
     switch.update(update)
     restored.update(update)
     assert torch.equal(restored.posterior, switch.posterior)
+
+
+CASTS = {
+    "half": lambda m: m.half(),
+    "float": lambda m: m.float(),
+    "bfloat16": lambda m: m.bfloat16(),
+    "to float32": lambda m: m.to(torch.float32),
+    "double": lambda m: m.double(),
+}
+
+
+@pytest.mark.parametrize("cast", CASTS.values(), ids=list(CASTS))
+def test_dtype_casts_keep_the_state_float64(cast):
+    switch = Switch(4)
+    for _ in range(5):
+        switch.update(-torch.rand(4, dtype=torch.float64) * 3)
+    before = switch.log_weights.clone()
+    cast(switch)
+    assert switch.log_weights.dtype == switch.log_prior.dtype == torch.float64
+    assert torch.equal(switch.log_weights, before)  # not a round trip through low precision
+    # In float16, the vanishing log-likelihood -1e30 of a diverged copy is -inf, and a
+    # step where every copy diverged made the posterior NaN.
+    switch.update(torch.full((4,), -float("inf")))
+    assert torch.isfinite(switch.log_weights).all()
+    assert torch.isfinite(switch.log_posterior).all()
+    assert switch.posterior.sum().item() == pytest.approx(1.0, abs=1e-12)
+    expected = torch.logsumexp(switch.log_weights, dim=0)  # the posterior follows the cast
+    assert torch.allclose(switch.log_posterior.double(), expected, atol=1e-2)
+
+
+@pytest.mark.parametrize(
+    "model_device, home",
+    [("mps", "cpu"), ("cuda", "cuda"), ("cuda:1", "cuda:1"), ("cpu", "cpu")],
+)
+def test_the_state_lives_with_the_model_unless_its_device_has_no_float64(model_device, home):
+    assert state_device(torch.device(model_device)) == torch.device(home)
+
+
+def test_on_a_device_without_float64_the_state_stays_on_the_host(monkeypatch):
+    # No MPS here: "meta" stands for it, with a conversion that refuses float64 as MPS does.
+    monkeypatch.setattr(switch_module, "_NO_FLOAT64", frozenset({"meta"}))
+
+    def to_mps_like(t):
+        if t.dtype == torch.float64:
+            raise TypeError("Cannot convert a MPS Tensor to float64 dtype")
+        return t.to("meta")
+
+    switch = Switch(3)
+    switch.update(torch.tensor([-0.1, -0.2, -0.3]))
+    before = switch.log_weights.clone()
+    switch._apply(to_mps_like)
+    assert switch.log_posterior.device.type == "meta"
+    assert switch.log_weights.device.type == switch.log_prior.device.type == "cpu"
+    assert switch.log_weights.dtype == torch.float64 and torch.equal(switch.log_weights, before)
+
+
+def test_on_the_cpu_moving_and_casting_change_nothing():
+    moved, still = Switch(3), Switch(3)
+    weights = moved.log_weights
+    moved.to("cpu").float()
+    assert moved.log_weights is weights  # the same tensor: no copy, no conversion
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        log_p = -torch.rand(3, generator=generator)
+        moved.update(log_p)
+        still.update(log_p)
+    assert torch.equal(moved.log_weights, still.log_weights)
+    assert torch.equal(moved.log_posterior, still.log_posterior)

@@ -21,13 +21,18 @@ from alrao_cli.errors import AlraoUserError
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-def find_head(model: nn.Module, num_classes: int, head: str | None = None) -> str:
+def find_head(
+    model: nn.Module, num_classes: int, head: str | None = None, example_input: Tensor | None = None
+) -> str:
     """Return the qualified name of the model's output layer.
 
-    With ``head`` given, check that it names an ``nn.Linear``. Otherwise take the last
-    registered ``nn.Linear`` with ``num_classes`` outputs: torchvision's classifiers and
-    most hand-written models register their head last. Whether its output really is the
-    model's output is checked on the first forward pass (:class:`FeatureTap`).
+    With ``head`` given, check that it names an ``nn.Linear``. Otherwise the output layer
+    is the ``nn.Linear`` with ``num_classes`` outputs whose output *is* the model's
+    output. When the model has one such Linear, that is it. When it has several, one
+    forward pass on ``example_input`` (in eval mode, without gradients) tells which;
+    without an example, the last registered one is taken (torchvision's classifiers and
+    most hand-written models register their head last). Whether the guess was right is
+    checked on the first forward pass (:class:`FeatureTap`), which names the others.
     """
     modules = dict(model.named_modules())
     if head is not None:
@@ -43,11 +48,7 @@ def find_head(model: nn.Module, num_classes: int, head: str | None = None) -> st
                 hint="Alrao replaces a Linear output layer; name the last nn.Linear of the model",
             )
         return head
-    candidates = [
-        name
-        for name, m in modules.items()
-        if isinstance(m, nn.Linear) and m.out_features == num_classes and name
-    ]
+    candidates = head_candidates(model, num_classes)
     if not candidates:
         raise AlraoUserError(
             f"no output layer found: the model has no nn.Linear with {num_classes} outputs "
@@ -55,7 +56,54 @@ def find_head(model: nn.Module, num_classes: int, head: str | None = None) -> st
             hint="end the model with nn.Linear(d, num_classes), or name its output layer "
             "(--head NAME on the command line, head= in Python)",
         )
+    if len(candidates) > 1 and example_input is not None:
+        return _probe_head(model, num_classes, candidates, example_input)
     return candidates[-1]
+
+
+def head_candidates(model: nn.Module, num_classes: int) -> list[str]:
+    """Every ``nn.Linear`` with ``num_classes`` outputs, in registration order."""
+    return [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and m.out_features == num_classes and name
+    ]
+
+
+def _probe_head(model: nn.Module, num_classes: int, candidates: list[str], example_input: Tensor) -> str:
+    """The candidate whose output tensor is the one the model returns, on one forward pass."""
+    outputs: dict[str, object] = {}
+    hooks = [
+        model.get_submodule(name).register_forward_hook(
+            lambda _module, _args, output, name=name: outputs.__setitem__(name, output)
+        )
+        for name in candidates
+    ]
+    modes = {m: m.training for m in model.modules()}  # eval for the probe, then as they were
+    model.eval()
+    try:
+        with torch.no_grad():
+            result = model(example_input)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for m, training in modes.items():
+            m.training = training
+    for name in candidates:
+        if outputs.get(name) is result:
+            return name
+    called = [name for name in candidates if name in outputs]
+    hint = (
+        "return the output layer's result as is (no softmax or reshape after it), "
+        "or name the output layer (--head NAME on the command line, head= in Python)"
+    )
+    if not called:
+        raise AlraoUserError(
+            f"none of the nn.Linear layers with {num_classes} outputs "
+            f"({', '.join(candidates)}) was called in forward()",
+            hint=hint,
+        )
+    raise AlraoUserError(f"the model transforms the output of {called[-1]!r} before returning it", hint=hint)
 
 
 class FeatureTap(nn.Module):
@@ -63,16 +111,42 @@ class FeatureTap(nn.Module):
 
     The wrapped model then returns the features ``z`` instead of the logits. If the
     model does something to the head's output before returning it (a softmax, a reshape),
-    the tensor it returns is not ``z`` and :meth:`take` says so clearly.
+    or never calls it, :meth:`take` says so clearly. When the layer was guessed among
+    several, ``others`` names the other Linear layers with as many outputs.
     """
 
-    def __init__(self, head_name: str) -> None:
+    def __init__(self, head_name: str, others: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.head_name = head_name
+        self.others = others
         self._features: Tensor | None = None
 
     def forward(self, z: Tensor) -> Tensor:
         self._features = z
+        return z
+
+    def features(self, model: nn.Module, x: Tensor) -> Tensor:
+        """Run ``model`` (which holds this tap) on ``x`` and return the features ``z``.
+
+        While the layer is an unconfirmed guess, a failure after it (the features fed to
+        a layer that expected the guessed layer's output) is reported as the wrong guess
+        it probably is, with the original error; the first forward that works confirms it.
+        """
+        if not self.others:
+            return self.take(model(x))
+        try:
+            output = model(x)
+        except Exception as error:
+            if self._features is None:  # it failed before the guessed layer: not about it
+                raise
+            self._features = None
+            raise AlraoUserError(
+                f"the model failed after the output layer {self.head_name!r} "
+                f"({type(error).__name__}: {error})",
+                hint=self._name_the_head("name the layer that produces the model's output"),
+            ) from error
+        z = self.take(output)
+        self.others = ()  # the guess was right
         return z
 
     def take(self, model_output: object) -> Tensor:
@@ -80,13 +154,15 @@ class FeatureTap(nn.Module):
         if z is None:
             raise AlraoUserError(
                 f"the output layer {self.head_name!r} was never called in forward()",
-                hint="name the layer that produces the model's output (--head NAME, or head= in Python)",
+                hint=self._name_the_head("name the layer that produces the model's output"),
             )
         if model_output is not z:
             raise AlraoUserError(
                 f"the model transforms the output of {self.head_name!r} before returning it",
-                hint="return the Linear layer's output as is (no softmax or reshape after it), "
-                "or name the right layer (--head NAME, or head= in Python)",
+                hint=self._name_the_head(
+                    "return the Linear layer's output as is (no softmax or reshape after it), "
+                    "or name the right layer"
+                ),
             )
         if z.dim() != 2:
             raise AlraoUserError(
@@ -95,6 +171,16 @@ class FeatureTap(nn.Module):
                 hint="flatten or pool the features before the output layer",
             )
         return z
+
+    def _name_the_head(self, advice: str) -> str:
+        if not self.others:
+            return f"{advice} (--head NAME, or head= in Python)"
+        example = self.others[-1]
+        return (
+            f"{self.head_name!r} was a guess, the last registered nn.Linear with as many outputs; "
+            f"the others are {', '.join(self.others)}: name the output layer (--head {example}, "
+            f"or head={example!r} in Python), or give AlraoModel an example_input= to find it"
+        )
 
 
 def replace_submodule(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
@@ -127,14 +213,20 @@ def _copy_log_likelihoods(out: Tensor, target: Tensor, regression: bool) -> tupl
     """
     batch, n_copies = out.shape[:2]
     if regression:
-        # A copy whose rate is too large for the squared loss diverges (its outputs go to
-        # inf, then NaN); it must count as probability zero, not poison the mixture.
-        residual = out - target.view(batch, 1, -1).to(out.dtype)
-        log_lik = -0.5 * residual.pow(2).sum(-1) - _HALF_LOG_2PI * out.shape[-1]
-        return torch.nan_to_num(log_lik, nan=-math.inf), residual
-    log_p = F.log_softmax(out.transpose(1, 2).contiguous(), dim=1)  # [B, K, N]
-    index = target.view(batch, 1, 1).expand(batch, 1, n_copies)
-    return log_p.gather(1, index).squeeze(1), log_p
+        saved = out - target.view(batch, 1, -1).to(out.dtype)  # the residual
+        log_lik = -0.5 * saved.pow(2).sum(-1) - _HALF_LOG_2PI * out.shape[-1]
+    else:
+        saved = F.log_softmax(out.transpose(1, 2).contiguous(), dim=1)  # [B, K, N]
+        index = target.view(batch, 1, 1).expand(batch, 1, n_copies)
+        log_lik = saved.gather(1, index).squeeze(1)
+    # A copy whose rate is too large diverges (its weights and outputs go to inf, then
+    # NaN); it must count as probability zero, not poison the mixture.
+    return vanishing_if_not_finite(log_lik), saved
+
+
+def vanishing_if_not_finite(log_p: Tensor) -> Tensor:
+    """Log-probabilities with NaN (a diverged copy) read as probability zero."""
+    return torch.nan_to_num(log_p, nan=-math.inf, posinf=-math.inf, neginf=-math.inf)
 
 
 class _AlraoHeadLoss(torch.autograd.Function):
@@ -177,18 +269,22 @@ class _AlraoHeadLoss(torch.autograd.Function):
         # d backward_loss / d ll[b, j] for each path: [2, B, N]
         scale = grad / batch
         grad_log_lik = torch.stack([responsibility * -scale, (-scale).expand(batch, n_copies)]).to(weight.dtype)
-        if ctx.regression:
-            # d ll / d out = -(out - y); a diverged copy (infinite residual, zero
-            # responsibility) sends nothing back, and its weights stay out of grad_z.
-            grad_out = torch.nan_to_num(grad_log_lik.unsqueeze(-1) * -saved, nan=0.0, posinf=0.0, neginf=0.0)
-            weight = torch.nan_to_num(weight, nan=0.0, posinf=0.0, neginf=0.0)
+        if ctx.regression:  # d ll / d out = -(out - y)
+            grad_out = grad_log_lik.unsqueeze(-1) * -saved
         else:
             # d ll / d logits = one-hot(y) - softmax, in the class-major layout [B, K, N]
             g = grad_log_lik.unsqueeze(2)  # [2, B, 1, N]
             index = target.view(1, batch, 1, 1).expand(2, batch, 1, n_copies)
             grad_out = (g * -saved.exp()).scatter_add_(2, index, g).transpose(2, 3)
-        grad_out = grad_out.reshape(2, batch, weight.shape[0])  # copy-major, like the weight
-        grad_z = (grad_out[0] @ weight).to(z.dtype) if ctx.needs_input_grad[0] else None
+        # copy-major, like the weight; a temporary either way, so it is cleaned in place
+        grad_out = grad_out.reshape(2, batch, weight.shape[0])
+        # A diverged copy (NaN outputs, zero responsibility) sends nothing back, neither to
+        # z nor to itself, and its non-finite weights stay out of grad_z (0 * inf is NaN).
+        grad_out.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        if ctx.needs_input_grad[0]:
+            grad_z = (grad_out[0] @ torch.nan_to_num(weight, nan=0.0, posinf=0.0, neginf=0.0)).to(z.dtype)
+        else:
+            grad_z = None
         grad_w = grad_out[1].t() @ z.to(weight.dtype) if ctx.needs_input_grad[1] else None
         grad_b = grad_out[1].sum(0) if ctx.needs_input_grad[2] else None
         return grad_z, grad_w, grad_b, None, None, None, None

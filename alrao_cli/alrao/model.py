@@ -21,7 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from alrao_cli.alrao.head import CopiesHead, FeatureTap, copy_learning_rates, find_head, replace_submodule
+from alrao_cli.alrao.head import (
+    CopiesHead,
+    FeatureTap,
+    copy_learning_rates,
+    find_head,
+    head_candidates,
+    replace_submodule,
+    vanishing_if_not_finite,
+)
 from alrao_cli.alrao.lr_sampling import Granularity, sample_feature_lrs
 from alrao_cli.alrao.switch import Switch
 
@@ -47,9 +55,12 @@ class AlraoModel(nn.Module):
     """Wrap a classifier (or regressor) for Alrao training, without rewriting it.
 
     ``model`` is any ``nn.Module`` whose output layer is an ``nn.Linear`` with
-    ``num_classes`` outputs, returned as is by ``forward``. It is found automatically
-    (the last such Linear) or named with ``head="fc"`` / ``head="classifier.6"``. The
-    model is modified in place: its output layer is replaced.
+    ``num_classes`` outputs, returned as is by ``forward``. It is found automatically or
+    named with ``head="fc"`` / ``head="classifier.6"``. When the model has several Linear
+    layers with ``num_classes`` outputs, ``example_input`` (a batch the model accepts)
+    lets one forward pass find the one whose output the model returns; without it, the
+    last registered one is taken. The model is modified in place: its output layer is
+    replaced.
 
     Rates are drawn here, once, from ``seed``, and kept as buffers: they are part of the
     state dict and follow ``.to(device)``. Train with :class:`~alrao_cli.AlraoSGD`
@@ -72,6 +83,7 @@ class AlraoModel(nn.Module):
         seed: int = 0,
         per: Granularity = "feature",
         task: Task = "classification",
+        example_input: Tensor | None = None,
     ) -> None:
         super().__init__()
         if not 0 < lr_min < lr_max:
@@ -83,8 +95,10 @@ class AlraoModel(nn.Module):
         self.task: Task = task
         self.num_classes = num_classes
         self.lr_min, self.lr_max = lr_min, lr_max
-        self.head_name = find_head(model, num_classes, head)
-        old_head = replace_submodule(model, self.head_name, FeatureTap(self.head_name))
+        self.head_name = find_head(model, num_classes, head, example_input)
+        guessed_among = () if head is not None or example_input is not None else head_candidates(model, num_classes)
+        others = tuple(name for name in guessed_among if name != self.head_name)
+        old_head = replace_submodule(model, self.head_name, FeatureTap(self.head_name, others))
         self.pre_classifier = model
         generator = torch.Generator().manual_seed(seed)
         self.copies = CopiesHead(old_head.in_features, num_classes, n_copies, generator)
@@ -117,15 +131,18 @@ class AlraoModel(nn.Module):
         return self.rates.get_buffer(self._rate_names[param_name])
 
     def parameters_with_rates(self) -> list[tuple[nn.Parameter, str]]:
-        """Every trainable parameter with the name of its rate buffer (the optimizer's input)."""
+        """Every parameter that has a rate, with the name of its rate buffer (the optimizer's input).
+
+        Parameters frozen when the model was built have none; those frozen later keep theirs.
+        """
         named = dict(self.named_parameters())
-        return [(named[p], b) for p, b in self._rate_names.items() if named[p].requires_grad]
+        return [(named[p], b) for p, b in self._rate_names.items()]
 
     # -- the forward pass -------------------------------------------------------------
     def features(self, x: Tensor) -> Tensor:
         """The pre-classifier's output ``z``, ``[B, d]``."""
         tap: FeatureTap = self.pre_classifier.get_submodule(self.head_name)
-        return tap.take(self.pre_classifier(x))
+        return tap.features(self.pre_classifier, x)
 
     def forward(self, x: Tensor) -> Tensor:
         outputs = self.copies(self.features(x))  # [B, N, K]
@@ -134,7 +151,8 @@ class AlraoModel(nn.Module):
             alive = torch.isfinite(outputs).all(dim=-1, keepdim=True)
             weights = log_a.exp() * alive
             return (torch.where(alive, outputs, 0.0) * weights).sum(dim=1) / weights.sum(dim=1)
-        return torch.logsumexp(log_a + F.log_softmax(outputs, dim=-1), dim=1)
+        log_p = vanishing_if_not_finite(F.log_softmax(outputs, dim=-1))  # a diverged copy: p = 0
+        return torch.logsumexp(log_a + log_p, dim=1)
 
     def loss(self, x: Tensor, y: Tensor) -> AlraoLoss:
         """The single-backward Alrao loss of one minibatch (predict with the current posterior)."""

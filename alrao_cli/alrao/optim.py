@@ -20,7 +20,13 @@ from alrao_cli.alrao.model import AlraoModel
 
 
 class _AlraoOptimizer(torch.optim.Optimizer):
-    """Shared plumbing: one parameter group, rates looked up on the model by name."""
+    """Shared plumbing: the model's trainable parameters, each looked up with its rate.
+
+    Rates are found by parameter (not by position), so a group added later with
+    ``add_param_group`` (a layer unfrozen for fine-tuning) gets its own rates; a
+    parameter that has none (not the model's, or frozen when the model was built) is
+    refused.
+    """
 
     def __init__(self, model: AlraoModel, defaults: dict) -> None:
         if not isinstance(model, AlraoModel):
@@ -29,9 +35,22 @@ class _AlraoOptimizer(torch.optim.Optimizer):
                 f"got {type(model).__name__}"
             )
         pairs = model.parameters_with_rates()
-        super().__init__([p for p, _ in pairs], {**defaults, "step": 0})
         self._rates = model.rates._buffers  # live dict: follows .to(device)
-        self._rate_names = [name for _, name in pairs]
+        self._rate_names = {id(p): name for p, name in pairs}  # the model holds the parameters
+        super().__init__([p for p, _ in pairs if p.requires_grad], {**defaults, "step": 0})
+
+    def add_param_group(self, param_group: dict) -> None:  # noqa: D102
+        params = param_group["params"]
+        if not isinstance(params, set):  # torch refuses sets itself (their order is not fixed)
+            params = param_group["params"] = [params] if isinstance(params, Tensor) else list(params)
+            unknown = [i for i, p in enumerate(params) if id(p) not in self._rate_names]
+            if unknown:
+                raise ValueError(
+                    f"{type(self).__name__}: parameter {unknown[0]} of the new group has no Alrao "
+                    "rate; only the AlraoModel's own parameters have rates (those frozen when it "
+                    "was built have none: unfreeze them before wrapping the model)"
+                )
+        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: D102
@@ -49,11 +68,11 @@ class _AlraoOptimizer(torch.optim.Optimizer):
     def _gather(self, group: dict) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """The parameters that have a gradient, their gradients and their rate tensors."""
         params, grads, rates = [], [], []
-        for p, name in zip(group["params"], self._rate_names):
+        for p in group["params"]:
             if p.grad is not None:
                 params.append(p)
                 grads.append(p.grad)
-                rates.append(self._rates[name])
+                rates.append(self._rates[self._rate_names[id(p)]])
         return params, grads, rates
 
 

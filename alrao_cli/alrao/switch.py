@@ -10,6 +10,12 @@ Its posterior is computed online, exactly, with two weights per copy:
 ``wa_j`` (copy j is in use and a later switch is still possible) and ``wb_j`` (copy j is
 in use and no switch will follow). Both are kept in log space, in float64, and
 renormalised at every step, so they stay finite over any number of updates.
+
+The float64 state stays float64 whatever the model is cast to (``.half()``,
+``.to(torch.bfloat16)``): in float16 the vanishing log-likelihood of a diverged copy
+becomes ``-inf`` and the posterior NaN. On a device that cannot hold float64 (Apple's
+MPS), the state stays on the CPU and is updated there; only the posterior used by the
+training step lives on the device.
 """
 
 from __future__ import annotations
@@ -20,13 +26,30 @@ import torch
 from torch import Tensor, nn
 
 
+# Device types with no float64 tensors: MPS refuses them (pytorch/pytorch#122602).
+_NO_FLOAT64 = frozenset({"mps"})
+
+
+def state_device(model_device: torch.device | str) -> torch.device:
+    """Where the switch keeps its float64 state when the model is on ``model_device``.
+
+    With the model, so that an accelerator updates it without a host synchronisation;
+    on the CPU where the device cannot hold float64, since float32 would not keep the
+    recursion exact over millions of steps.
+    """
+    model_device = torch.device(model_device)
+    return torch.device("cpu") if model_device.type in _NO_FLOAT64 else model_device
+
+
 class Switch(nn.Module):
     """Posterior over ``n_models`` predictors under the switch prior.
 
     Use :attr:`posterior` (or :attr:`log_posterior`) to predict the next observation,
     then :meth:`update` with what each model gave that observation. The weights live in a
-    buffer (row 0: ``log wa``, row 1: ``log wb``), so they follow ``.to(device)`` and are
-    saved in the owning model's state dict, with the observation count as extra state.
+    float64 buffer (row 0: ``log wa``, row 1: ``log wb``), saved in the owning model's
+    state dict with the observation count as extra state. They follow ``.to(device)``
+    (to the CPU when the device has no float64, see :func:`state_device`) but not dtype
+    casts; :attr:`log_posterior` follows both, like any buffer.
     """
 
     def __init__(self, n_models: int, theta: float = 0.999) -> None:
@@ -47,9 +70,32 @@ class Switch(nn.Module):
         # training step can add it to the copies' log-likelihoods without a conversion.
         self.register_buffer("log_posterior", torch.full((n_models,), uniform))
 
+    def _apply(self, fn, recurse=True):
+        """Convert the buffers for ``.to()``, ``.cuda()``, ``.half()``... keeping the state float64.
+
+        :attr:`log_posterior` converts as usual; the float64 state goes to the device the
+        posterior went to (see :func:`state_device`) and refuses any other dtype.
+        """
+        for name, buffer in self._buffers.items():
+            if name not in _FLOAT64_STATE and buffer is not None:
+                self._buffers[name] = fn(buffer)
+        target = self.log_posterior.device
+        home = state_device(target)
+        for name in _FLOAT64_STATE:
+            state = self._buffers[name]
+            # fn itself would fail on a device without float64, or downcast the state
+            converted = fn(state) if home == target else state
+            if converted.dtype != torch.float64 or converted.device != home:
+                converted = state.to(device=home)
+            self._buffers[name] = converted
+        return self
+
     @property
     def posterior(self) -> Tensor:
-        """Weights ``a_j`` for the next prediction, ``[n_models]``, summing to 1 (float64)."""
+        """Weights ``a_j`` for the next prediction, ``[n_models]``, summing to 1 (float64).
+
+        On the device of the state, which is the CPU when the model is on MPS.
+        """
         return torch.softmax(torch.logsumexp(self.log_weights, dim=0), dim=0)
 
     @torch.no_grad()
@@ -62,12 +108,7 @@ class Switch(nn.Module):
         copy that diverged) counts as a vanishing probability.
         """
         self.steps += 1
-        on_host = (
-            self.log_weights.device.type == "cpu"
-            and log_likelihoods.device.type == "cpu"
-            and self.log_posterior.dtype in (torch.float32, torch.float64)
-        )
-        if on_host:
+        if self.log_weights.device.type == "cpu":  # a CPU model, or one on MPS (a host copy)
             self._update_on_host(log_likelihoods.detach().tolist())
         else:
             self._update_on_device(log_likelihoods.detach())
@@ -109,7 +150,11 @@ class Switch(nn.Module):
         total = _logsumexp(log_wa + log_wb)
         weights[0] = [w - total for w in log_wa]
         weights[1] = [w - total for w in log_wb]
-        self.log_posterior.numpy()[:] = [_logaddexp(a, b) for a, b in zip(weights[0].tolist(), weights[1].tolist())]
+        log_posterior = [_logaddexp(a, b) for a, b in zip(weights[0].tolist(), weights[1].tolist())]
+        if self.log_posterior.device.type == "cpu" and self.log_posterior.dtype in _NUMPY_DTYPES:
+            self.log_posterior.numpy()[:] = log_posterior
+        else:  # the posterior lives on MPS, or in a dtype numpy lacks (bfloat16)
+            self.log_posterior.copy_(torch.tensor(log_posterior, dtype=self.log_posterior.dtype))
 
     def get_extra_state(self) -> dict:
         return {"steps": self.steps}
@@ -117,6 +162,10 @@ class Switch(nn.Module):
     def set_extra_state(self, state: dict) -> None:
         self.steps = int(state["steps"])
 
+
+# The buffers that hold the recursion's state: float64 wherever the model goes.
+_FLOAT64_STATE = ("log_prior", "log_weights")
+_NUMPY_DTYPES = (torch.float16, torch.float32, torch.float64)
 
 # A diverged copy's log-likelihood: so small that it never matters, yet finite, so the
 # weights stay finite even if every copy diverged at once.
