@@ -8,13 +8,15 @@ earlier ones built, so they are reported as skipped):
 
 1. ``build``: the model imports and builds for the data's classes and example shape;
 2. ``forward``: one batch gives finite ``[batch, num_classes]`` outputs;
-3. ``wrap``: Alrao finds the output layer and wraps the model; parameters that fell
-   back to one learning rate per tensor are noted;
+3. ``wrap``: Alrao finds the output layer (or the one the user named) and wraps the
+   model; parameters that fell back to one learning rate per tensor are noted;
 4. ``train``: a few Alrao-SGD steps on one fixed batch give finite losses, reach every
    trainable parameter with a gradient, and lower the loss (a model that cannot overfit
-   16 examples cannot learn);
+   16 examples cannot learn); frozen parameters are named, not checked;
 5. ``serialize``: model and optimizer state survive ``torch.save``/``torch.load`` into a
-   model built from another seed (what resuming a screen does);
+   model built from another seed (what resuming a screen does). A model that is random
+   by itself cannot be compared with its reload: controls detect that and leave the
+   verdict to ``deterministic``, whose reason then names the real cause;
 6. ``deterministic``: a second build and run with the same seed gives identical numbers
    (what makes a screen reproducible).
 
@@ -28,7 +30,7 @@ import io
 import sysconfig
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -38,7 +40,7 @@ from torch import Tensor, nn
 
 from alrao_cli.alrao import AlraoModel, AlraoSGD, alrao_step
 from alrao_cli.data import DataInfo, LoadedData, batches
-from alrao_cli.errors import AlraoUserError
+from alrao_cli.errors import AlraoDivergedError, AlraoUserError
 from alrao_cli.registry import build_model, count_parameters, expand_arch
 
 CHECK_ITEMS = ("build", "forward", "wrap", "train", "serialize", "deterministic")
@@ -63,7 +65,9 @@ class ItemResult:
     """The outcome of one item for one architecture.
 
     ``reason`` (one line) says why a failed item failed; ``detail`` is what a passed item
-    found worth showing (a parameter count, the loss going down, a note).
+    found (a parameter count, the loss going down), for the JSON and JUnit reports;
+    ``note`` is what the user should see even in the table view, because it may need
+    action (parameters with one rate per tensor, a comparison that could not be made).
     """
 
     name: str
@@ -71,6 +75,7 @@ class ItemResult:
     seconds: float
     reason: str | None = None
     detail: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,20 +94,32 @@ class CheckFailed(Exception):
     """An item's condition did not hold; the message is the reason shown to the user."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Passed:
+    """What an item returns when its condition holds (see :class:`ItemResult`)."""
+
+    detail: str
+    note: str | None = None
+
+
 def run_checks(
     archs: list[str],
     data: LoadedData,
     steps: int = 5,
     seed: int = 0,
-    model_kwargs: dict[str, Any] | None = None,
+    model_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    heads: Mapping[str, str] | None = None,
 ) -> list[ArchCheck]:
     """Check every architecture the ARCH strings name, in order.
 
     Each ARCH is expanded (a file or a zoo pattern may name several models); one that
     cannot be resolved fails its ``build`` item with the error's message. A failing
-    architecture never stops the others.
+    architecture never stops the others. ``model_kwargs`` and ``heads`` are keyed as in
+    a screen's config: by the ARCH as given or by the model it expands to, and ``heads``
+    also by ``"*"`` for every ARCH.
     """
     _check_steps(steps)
+    model_kwargs, heads = model_kwargs or {}, heads or {}
     results: list[ArchCheck] = []
     for arch in archs:
         started = time.perf_counter()
@@ -111,7 +128,10 @@ def run_checks(
         except Exception as error:  # any user file may raise anything while importing
             results.append(_failed_at_build(arch, failure_reason(error), time.perf_counter() - started))
             continue
-        results.extend(check_architecture(name, data, steps, seed, model_kwargs) for name in canonical)
+        for name in canonical:
+            kwargs = model_kwargs.get(arch, model_kwargs.get(name))
+            head = heads.get(arch) or heads.get(name) or heads.get("*")
+            results.append(check_architecture(name, data, steps, seed, kwargs, head))
     return results
 
 
@@ -120,16 +140,18 @@ def check_architecture(
     data: LoadedData,
     steps: int = 5,
     seed: int = 0,
-    kwargs: dict[str, Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    head: str | None = None,
 ) -> ArchCheck:
     """Run the six items on one architecture, stopping at the first that fails.
 
-    The global torch random state is restored afterwards: checking leaves the caller's
-    random numbers as they were.
+    ``kwargs`` go to the model's constructor; ``head`` names its output layer where
+    Alrao cannot find it. The global torch random state is restored afterwards:
+    checking leaves the caller's random numbers as they were.
     """
     _check_steps(steps)
     x, y = fixed_batch(data, seed)
-    checker = _Checker(arch, data.info, x, y, steps, seed, kwargs)
+    checker = _Checker(arch, data.info, x, y, steps, seed, dict(kwargs or {}), head)
     items: list[ItemResult] = []
     with torch.random.fork_rng(devices=[]):
         for name in CHECK_ITEMS:
@@ -187,13 +209,13 @@ def _failed_at_build(arch: str, reason: str, seconds: float) -> ArchCheck:
     return ArchCheck(arch, (build, *(ItemResult(name, "skipped", 0.0) for name in CHECK_ITEMS[1:])))
 
 
-def _run_item(name: str, item: Callable[[], str]) -> ItemResult:
+def _run_item(name: str, item: Callable[[], _Passed]) -> ItemResult:
     started = time.perf_counter()
     try:
-        detail = item()
+        passed = item()
     except Exception as error:  # a model's code may raise anything: that is what is checked
         return ItemResult(name, "failed", time.perf_counter() - started, failure_reason(error))
-    return ItemResult(name, "passed", time.perf_counter() - started, detail=detail)
+    return ItemResult(name, "passed", time.perf_counter() - started, detail=passed.detail, note=passed.note)
 
 
 def _size_text(size: int) -> str:
@@ -209,10 +231,14 @@ def _largest_difference(a: Tensor, b: Tensor) -> float:
     return float((a.double() - b.double()).abs().max())
 
 
+_NOT_COMPARED = "not compared: the model is not deterministic (see deterministic)"
+_UNSEEDED = "the model draws random numbers outside torch's seeded generator (NumPy, Python's random, its own)"
+
+
 class _Checker:
     """The items of one architecture, as methods sharing what the earlier ones built.
 
-    Each item returns its detail and raises to fail. The ``deterministic`` item
+    Each item returns :class:`_Passed` and raises to fail. The ``deterministic`` item
     runs ``build``, ``forward``, ``wrap`` and ``train`` again on a second checker, in the
     same order, so that the two runs consume random numbers identically.
     """
@@ -225,10 +251,11 @@ class _Checker:
         y: Tensor,
         steps: int,
         seed: int,
-        kwargs: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+        head: str | None,
     ) -> None:
         self.arch, self.info, self.x, self.y = arch, info, x, y
-        self.steps, self.seed, self.kwargs = steps, seed, kwargs
+        self.steps, self.seed, self.kwargs, self.head = steps, seed, kwargs, head
         self.model: nn.Module | None = None
         self.output: Tensor | None = None  # the unwrapped model's output on the batch
         self.wrapped: AlraoModel | None = None
@@ -245,8 +272,26 @@ class _Checker:
     def _wrap(self, model: nn.Module, seed: int) -> AlraoModel:
         return AlraoModel(
             model, self.info.num_classes, CHECK_LR_MIN, CHECK_LR_MAX, CHECK_COPIES,
-            seed=seed, task=self.info.task,
+            head=self.head, seed=seed, task=self.info.task, example_input=self.x,
         )
+
+    def _reload(self, saved: bytes) -> tuple[AlraoModel, AlraoSGD]:
+        """A model built from another seed (other values everywhere) and its optimizer, loaded from ``saved``.
+
+        Each call reads the bytes afresh, so that two reloads share no tensor.
+        """
+        state = torch.load(io.BytesIO(saved), weights_only=True)
+        model = self._build_wrapped(self.seed + 1)
+        model.load_state_dict(state["model"])
+        optimizer = AlraoSGD(model, momentum=CHECK_MOMENTUM)
+        optimizer.load_state_dict(state["optimizer"])
+        return model, optimizer
+
+    def _seeded_step(self, model: AlraoModel, optimizer: AlraoSGD) -> Tensor:
+        """One step with the same torch random numbers each time; the output after it."""
+        torch.manual_seed(self.seed)
+        alrao_step(model, optimizer, self.x, self.y)
+        return self._eval_output(model)
 
     def _eval_output(self, model: nn.Module) -> Any:
         """The model's output on the batch in eval mode (no dropout, no BatchNorm update)."""
@@ -259,12 +304,12 @@ class _Checker:
             model.train(was_training)
 
     # -- the items ----------------------------------------------------------------------
-    def build(self) -> str:
+    def build(self) -> _Passed:
         torch.manual_seed(self.seed)
         self.model = build_model(self.arch, self.info.num_classes, self.info.input_shape, self.kwargs)
-        return f"{type(self.model).__name__}, {count_parameters(self.model):,} parameters"
+        return _Passed(f"{type(self.model).__name__}, {count_parameters(self.model):,} parameters")
 
-    def forward(self) -> str:
+    def forward(self) -> _Passed:
         output = self._eval_output(self.model)
         expected = (self.x.shape[0], self.info.num_classes)
         if not isinstance(output, Tensor):
@@ -280,28 +325,32 @@ class _Checker:
         if bad:
             raise CheckFailed(f"the output holds {bad} non-finite values (NaN or inf) out of {output.numel()}")
         self.output = output
-        return f"output {list(output.shape)}"
+        return _Passed(f"output {list(output.shape)}")
 
-    def wrap(self) -> str:
+    def wrap(self) -> _Passed:
         self.wrapped = self._wrap(self.model, self.seed)
         self._eval_output(self.wrapped)  # the head's output must be what forward() returns
         detail = f"head {self.wrapped.head_name!r} replaced by {CHECK_COPIES} copies"
         fell_back = self.wrapped.single_rate_parameters()
-        if fell_back:
-            detail += f"; one rate per tensor (no per-feature rule) for: {', '.join(fell_back)}"
-        return detail
+        note = f"one rate per tensor (no per-feature rule) for: {', '.join(fell_back)}" if fell_back else None
+        return _Passed(detail, note)
 
-    def train(self) -> str:
+    def train(self) -> _Passed:
         wrapped = self.wrapped
         wrapped.train()
         optimizer = AlraoSGD(wrapped, momentum=CHECK_MOMENTUM)
-        trainable = [name for name, p in wrapped.named_parameters() if p.requires_grad]
+        named = [(name.removeprefix("pre_classifier."), p) for name, p in wrapped.named_parameters()]
+        trainable = [name for name, p in named if p.requires_grad]
+        frozen = [name for name, p in named if not p.requires_grad]
         reached: set[str] = set()
         losses = []
-        for _ in range(self.steps):
-            losses.append(alrao_step(wrapped, optimizer, self.x, self.y))
-            reached.update(name for name, p in wrapped.named_parameters() if _has_gradient(p))
-        missing = [name.removeprefix("pre_classifier.") for name in trainable if name not in reached]
+        for step in range(1, self.steps + 1):
+            try:
+                losses.append(alrao_step(wrapped, optimizer, self.x, self.y))
+            except AlraoDivergedError as error:
+                raise CheckFailed(f"the loss is not finite ({error.loss}) at step {step} of {self.steps}") from None
+            reached.update(name for name, p in named if _has_gradient(p))
+        missing = [name for name in trainable if name not in reached]
         if missing:
             raise CheckFailed(
                 f"no gradient reached {len(missing)} trainable parameter(s): {', '.join(missing)} "
@@ -314,37 +363,46 @@ class _Checker:
             )
         self.optimizer, self.losses = optimizer, tuple(losses)
         self.trained_output = self._eval_output(wrapped)
-        return f"loss {losses[0]:.3f} -> {losses[-1]:.3f} in {self.steps} steps"
+        detail = f"loss {losses[0]:.3f} -> {losses[-1]:.3f} in {self.steps} steps"
+        if frozen:
+            detail += f"; frozen, not checked: {', '.join(frozen)}"
+        return _Passed(detail)
 
-    def serialize(self) -> str:
+    def serialize(self) -> _Passed:
+        """The state survives a save and a load into a model built from another seed.
+
+        Each comparison has a control first: the same model evaluated twice, two reloads
+        of the same file stepped alike. If a control already differs, the model is random
+        by itself: a difference would wrongly blame the state dict, so the verdict is left
+        to ``deterministic``.
+        """
         buffer = io.BytesIO()
         torch.save({"model": self.wrapped.state_dict(), "optimizer": self.optimizer.state_dict()}, buffer)
-        size = buffer.tell()
-        buffer.seek(0)
-        saved = torch.load(buffer, weights_only=True)
-        fresh = self._build_wrapped(self.seed + 1)  # other values everywhere: they must come from the file
-        fresh.load_state_dict(saved["model"])
-        fresh_optimizer = AlraoSGD(fresh, momentum=CHECK_MOMENTUM)
-        fresh_optimizer.load_state_dict(saved["optimizer"])
-        difference = _largest_difference(self._eval_output(self.wrapped), self._eval_output(fresh))
+        saved = buffer.getvalue()
+        state_size = f"{_size_text(len(saved))} of state"
+        original = self._eval_output(self.wrapped)
+        if _largest_difference(original, self._eval_output(self.wrapped)):
+            return _Passed(state_size, _NOT_COMPARED)
+        reloaded = self._reload(saved)
+        difference = _largest_difference(original, self._eval_output(reloaded[0]))
         if difference:
             raise CheckFailed(
                 f"outputs differ after loading the state dict (by up to {difference:.3g}): some state "
                 "is not saved (a tensor attribute that is not a registered buffer?)"
             )
-        for model, optimizer in ((self.wrapped, self.optimizer), (fresh, fresh_optimizer)):
-            torch.manual_seed(self.seed)
-            alrao_step(model, optimizer, self.x, self.y)
-        difference = _largest_difference(self._eval_output(self.wrapped), self._eval_output(fresh))
+        stepped = self._seeded_step(*reloaded)
+        if _largest_difference(stepped, self._seeded_step(*self._reload(saved))):
+            return _Passed(state_size, _NOT_COMPARED)
+        difference = _largest_difference(self._seeded_step(self.wrapped, self.optimizer), stepped)
         if difference:
             raise CheckFailed(
                 f"a step of the reloaded model and optimizer differs from the same step of the originals "
                 f"(by up to {difference:.3g}): the optimizer's state did not come through"
             )
-        return f"{_size_text(size)} of state"
+        return _Passed(state_size)
 
-    def deterministic(self) -> str:
-        again = _Checker(self.arch, self.info, self.x, self.y, self.steps, self.seed, self.kwargs)
+    def deterministic(self) -> _Passed:
+        again = _Checker(self.arch, self.info, self.x, self.y, self.steps, self.seed, self.kwargs, self.head)
         try:
             for item in (again.build, again.forward, again.wrap, again.train):
                 item()
@@ -355,17 +413,18 @@ class _Checker:
         difference = _largest_difference(self.output, again.output)
         if difference:
             raise CheckFailed(
-                f"two builds with seed {self.seed} give different outputs (by up to {difference:.3g}): "
-                "the model draws random numbers outside torch's seeded generator"
+                f"two builds with seed {self.seed} give different outputs (by up to {difference:.3g}): {_UNSEEDED}"
             )
         for step, (first, second) in enumerate(zip(self.losses, again.losses), start=1):
             if first != second:
                 raise CheckFailed(
-                    f"two runs with seed {self.seed} give different losses at step {step} ({first!r} vs {second!r})"
+                    f"two runs with seed {self.seed} give different losses at step {step} "
+                    f"({first!r} vs {second!r}): {_UNSEEDED}"
                 )
         difference = _largest_difference(self.trained_output, again.trained_output)
         if difference:
             raise CheckFailed(
-                f"two runs with seed {self.seed} give different outputs after training (by up to {difference:.3g})"
+                f"two runs with seed {self.seed} give different outputs after training "
+                f"(by up to {difference:.3g}): {_UNSEEDED}"
             )
-        return f"two runs with seed {self.seed}: identical outputs and losses"
+        return _Passed(f"two runs with seed {self.seed}: identical outputs and losses")

@@ -3,6 +3,10 @@
 CI systems (GitHub Actions test reporters, GitLab, Jenkins) read JUnit XML and show each
 failing test with its message; one test case per architecture and item makes "vgg_small /
 serialize" show up as its own red line, with the reason as its message.
+
+Failure and note lines hold user text (paths, class names, error messages): they are
+rich ``Text``, never markup, so that ``[x]`` stays ``[x]`` and ``:B:`` does not become an
+emoji, and they are printed without wrapping: in a CI log one failure is one line.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from rich.table import Table
 from rich.text import Text
 
 from alrao_cli.check import CHECK_ITEMS, ArchCheck, ItemResult
+from alrao_cli.errors import AlraoUserError
 
 JUNIT_SUITE_NAME = "alrao check"
 _MARKS = {"passed": ("✓", "green"), "failed": ("✗", "bold red"), "skipped": ("–", "dim")}
 # Characters XML 1.0 cannot hold, even escaped (a model's error message may contain them).
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_UNWRITABLE_HINT = "give a file path in a folder you can write to, e.g. reports/alrao.xml"
 
 
 def _arch_seconds(result: ArchCheck) -> float:
@@ -61,6 +67,17 @@ def failure_lines(results: list[ArchCheck]) -> list[str]:
     ]
 
 
+def note_lines(results: list[ArchCheck]) -> list[str]:
+    """One line per passed item with a note: ``arch: item: note``."""
+    return [f"{result.arch}: {item.name}: {item.note}" for result in results for item in result.items if item.note]
+
+
+def message_lines(results: list[ArchCheck]) -> list[Text]:
+    """What follows the table: the notes, then the failures (last, where a CI log ends)."""
+    notes = [Text.assemble(("note: ", "yellow"), line) for line in note_lines(results)]
+    return notes + [Text.assemble(("✗ ", "red"), line) for line in failure_lines(results)]
+
+
 def check_json(results: list[ArchCheck], total_seconds: float) -> dict[str, Any]:
     """The results as plain data, in a stable layout scripts can rely on."""
     return {
@@ -84,26 +101,61 @@ def _item_json(item: ItemResult) -> dict[str, Any]:
         "seconds": round(item.seconds, 3),
         "reason": item.reason,
         "detail": item.detail,
+        "note": item.note,
     }
+
+
+def check_junit_path(path: str | Path) -> None:
+    """Fail now, before any check runs, if the report could not be written at ``path``.
+
+    Creates the missing parent folders (as :func:`write_junit` would) and a throw-away
+    file in them: a folder given as the path, a read-only place or a parent that is a
+    file is one clear error, not a traceback after every check has run.
+    """
+    target = Path(path).absolute()
+    if target.is_dir():
+        raise AlraoUserError(f"the JUnit report path {path} is a folder", hint=_UNWRITABLE_HINT)
+    existing = next(folder for folder in target.parents if folder.exists())
+    if not existing.is_dir():
+        raise AlraoUserError(
+            f"cannot write the JUnit report {path}: {existing} is a file, not a folder", hint=_UNWRITABLE_HINT
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target.parent):
+            pass
+    except OSError as error:
+        raise _unwritable(path, error) from None
+
+
+def _unwritable(path: str | Path, error: OSError) -> AlraoUserError:
+    return AlraoUserError(f"cannot write the JUnit report {path}: {error.strerror or error}", hint=_UNWRITABLE_HINT)
 
 
 def write_junit(path: str | Path, results: list[ArchCheck]) -> None:
     """Write the results as JUnit XML: one test case per architecture and item.
 
     Written to a temporary file beside ``path`` and moved into place, so a CI step never
-    reads half a report; missing parent folders are created.
+    reads half a report; missing parent folders are created. A path that cannot be
+    written is an :class:`AlraoUserError` (call :func:`check_junit_path` first to learn
+    it before the checks run).
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tree = ET.ElementTree(_junit_element(results))
     ET.indent(tree)
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False)
+    handle = None
     try:
-        with handle:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
+        ) as handle:
             tree.write(handle, encoding="utf-8", xml_declaration=True)
         os.replace(handle.name, target)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+    except BaseException as error:
+        if handle is not None:
+            Path(handle.name).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise _unwritable(path, error) from None
         raise
 
 
@@ -129,7 +181,8 @@ def _junit_element(results: list[ArchCheck]) -> ET.Element:
         elif item.status == "skipped":
             ET.SubElement(case, "skipped", {"message": "an earlier item of this architecture failed"})
         elif item.detail:
-            ET.SubElement(case, "system-out").text = _xml_text(item.detail)
+            text = f"{item.detail}; note: {item.note}" if item.note else item.detail
+            ET.SubElement(case, "system-out").text = _xml_text(text)
     return root
 
 

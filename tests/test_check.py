@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,16 +14,26 @@ from rich.console import Console
 
 from alrao_cli.alrao import AlraoSGD
 from alrao_cli.check import CHECK_ITEMS, ArchCheck, check_architecture, failure_reason, run_checks
-from alrao_cli.check_report import check_json, check_table, failure_lines, write_junit
+from alrao_cli.check_report import (
+    check_json,
+    check_junit_path,
+    check_table,
+    failure_lines,
+    message_lines,
+    note_lines,
+    write_junit,
+)
 from alrao_cli.data import DataSpec, load_data
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.registry import list_zoo
+from support import HEAD_FIRST_MODEL, NEEDS_WIDTH_MODEL
 
 HEADER = """\
 import math
 import random
 import time
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -151,6 +162,76 @@ BROKEN_MODELS = {
         """,
         "deterministic", "different outputs",
     ),
+    "numpy_noise_in_forward": (
+        # Random at every call, in eval mode too: the serialize controls see it, so the
+        # verdict (and the right reason) comes from the deterministic item.
+        """
+        class NumpyNoiseInForward(nn.Module):
+            def __init__(self, num_classes, input_shape):
+                super().__init__()
+                self.body = nn.Linear(math.prod(input_shape), 32)
+                self.head = nn.Linear(32, num_classes)
+
+            def forward(self, x):
+                noise = torch.from_numpy(np.random.normal(0.0, 0.1, tuple(x.shape)).astype("float32"))
+                return self.head(torch.relu(self.body(x + noise)))
+        """,
+        "deterministic", "different outputs",
+    ),
+    "random_in_training": (
+        # Random only in training mode: eval outputs agree, the steps do not.
+        """
+        class RandomInTraining(nn.Module):
+            def __init__(self, num_classes, input_shape):
+                super().__init__()
+                self.body = nn.Linear(math.prod(input_shape), 32)
+                self.head = nn.Linear(32, num_classes)
+
+            def forward(self, x):
+                features = torch.relu(self.body(x))
+                if self.training:
+                    features = features * (1.0 + 0.1 * random.random())
+                return self.head(features)
+        """,
+        "deterministic", "different losses at step 1",
+    ),
+    "loss_goes_up": (
+        # The pre-classifier's gradient is reversed and scaled: its steps raise the loss
+        # faster than the copies (trained on detached features) can lower it.
+        """
+        class _Reversed(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x.view_as(x)
+
+            @staticmethod
+            def backward(ctx, grad):
+                return -300.0 * grad
+
+
+        class LossGoesUp(nn.Module):
+            def __init__(self, num_classes, input_shape):
+                super().__init__()
+                self.body = nn.Linear(math.prod(input_shape), 32)
+                self.head = nn.Linear(32, num_classes)
+
+            def forward(self, x):
+                return self.head(_Reversed.apply(torch.relu(self.body(x))))
+        """,
+        "train", "did not go down in 5 steps",
+    ),
+    "nan_in_training": (
+        """
+        class NaNInTraining(nn.Module):
+            def __init__(self, num_classes, input_shape):
+                super().__init__()
+                self.head = nn.Linear(math.prod(input_shape), num_classes)
+
+            def forward(self, x):
+                return self.head(x * math.nan if self.training else x)
+        """,
+        "train", "at step 1 of 5",
+    ),
 }
 
 SOUND_MODEL = """
@@ -169,6 +250,19 @@ class DropoutNormGain(nn.Module):
         return self.head(self.body(x) * self.gain)
 """
 
+FROZEN_MODEL = """
+class FrozenBody(nn.Module):
+    '''A frozen feature extractor: no gradient is expected there, so it passes.'''
+
+    def __init__(self, num_classes, input_shape):
+        super().__init__()
+        self.body = nn.Linear(math.prod(input_shape), 32)
+        self.body.requires_grad_(False)
+        self.head = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)))
+"""
 
 def write_model(folder: Path, name: str, source: str) -> str:
     path = folder / f"{name}.py"
@@ -192,13 +286,17 @@ def model_files(tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("models")
     files = {name: write_model(folder, name, source) for name, (source, _, _) in BROKEN_MODELS.items()}
     files["sound"] = write_model(folder, "sound", SOUND_MODEL)
+    files["frozen"] = write_model(folder, "frozen", FROZEN_MODEL)
     return files
 
 
 @pytest.fixture(scope="module")
 def mixed_results(data, model_files) -> dict[str, ArchCheck]:
-    """Every broken model, an unknown name and two sound models, checked in one run."""
-    archs = [*(model_files[name] for name in BROKEN_MODELS), "no_such_model", model_files["sound"], "mlp"]
+    """Every broken model, an unknown name and three sound models, checked in one run."""
+    archs = [
+        *(model_files[name] for name in BROKEN_MODELS), "no_such_model",
+        model_files["sound"], model_files["frozen"], "mlp",
+    ]
     results = run_checks(archs, data)
     assert len(results) == len(archs)  # each ARCH names one model here
     return {arch: result for arch, result in zip(archs, results)}
@@ -231,6 +329,11 @@ def test_a_broken_model_fails_at_its_item_and_skips_the_rest(name, mixed_results
     assert all(item.seconds == 0.0 and item.reason is None for item in result.items[at + 1 :])
 
 
+def test_a_diverging_model_says_at_which_step(mixed_results, model_files):
+    reason = mixed_results[model_files["nan_in_training"]].items[CHECK_ITEMS.index("train")].reason
+    assert re.fullmatch(r"the loss is not finite \((nan|inf)\) at step 1 of 5", reason), reason
+
+
 def test_an_error_in_model_code_says_where(mixed_results, model_files):
     path = model_files["raises_in_forward"]
     line = Path(path).read_text().splitlines().index("        return self.head(x)") + 1
@@ -249,7 +352,68 @@ def test_failures_do_not_stop_the_architectures_after_them(mixed_results, model_
     sound = mixed_results[model_files["sound"]]
     assert sound.passed, failure_lines([sound])
     wrap = sound.items[CHECK_ITEMS.index("wrap")]
-    assert "one rate per tensor" in wrap.detail and "gain" in wrap.detail
+    assert wrap.note == "one rate per tensor (no per-feature rule) for: gain"
+
+
+def test_fallback_parameters_make_a_note_line_and_only_they(mixed_results, model_files):
+    results = list(mixed_results.values())
+    notes = [line for line in note_lines(results) if ": wrap: " in line]
+    assert notes == [f"{model_files['sound']}:DropoutNormGain: wrap: one rate per tensor (no per-feature rule) for: gain"]
+    texts = [text.plain for text in message_lines(results)]
+    first_failure = min(index for index, text in enumerate(texts) if text.startswith("✗ "))
+    assert texts.index(f"note: {notes[0]}") < first_failure
+
+
+def test_frozen_parameters_pass_and_are_named(mixed_results, model_files):
+    frozen = mixed_results[model_files["frozen"]]
+    assert frozen.passed, failure_lines([frozen])
+    train = frozen.items[CHECK_ITEMS.index("train")]
+    assert train.detail.endswith("; frozen, not checked: body.weight, body.bias")
+    assert "frozen" not in mixed_results["mlp"].items[CHECK_ITEMS.index("train")].detail
+
+
+@pytest.mark.parametrize("name", ["numpy_noise_in_forward", "random_in_training"])
+def test_a_random_model_is_not_blamed_on_serialization(name, mixed_results, model_files):
+    serialize = mixed_results[model_files[name]].items[CHECK_ITEMS.index("serialize")]
+    assert serialize.status == "passed"
+    assert serialize.note == "not compared: the model is not deterministic (see deterministic)"
+
+
+def test_a_deterministic_model_gets_no_serialize_note(mixed_results, model_files):
+    for arch in ("mlp", model_files["sound"], model_files["frozen"]):
+        assert mixed_results[arch].items[CHECK_ITEMS.index("serialize")].note is None
+
+
+def test_a_named_head_and_model_kwargs_reach_the_model(data, tmp_path):
+    head_first = write_model(tmp_path, "head_first", HEAD_FIRST_MODEL)
+    needs_width = write_model(tmp_path, "needs_width", NEEDS_WIDTH_MODEL)
+    (found,) = run_checks([head_first], data)  # the probe batch finds the Linear whose output is returned
+    assert found.passed, failure_lines([found])
+    (misnamed,) = run_checks([head_first], data, heads={"*": "body"})
+    assert statuses(misnamed)[CHECK_ITEMS.index("wrap")] == "failed"
+    (named,) = run_checks([head_first], data, heads={"*": "head"})
+    assert named.passed, failure_lines([named])
+    (missing,) = run_checks([needs_width], data)
+    assert statuses(missing)[0] == "failed" and "width" in missing.items[0].reason
+    # keyed by the ARCH as given, or by the model it expands to, as in a screen's config
+    for key, width in ((needs_width, 24), (f"{needs_width}:NeedsWidth", 8)):
+        (given,) = run_checks([needs_width], data, model_kwargs={key: {"width": width}})
+        assert given.passed, failure_lines([given])
+        assert given.items[0].detail == f"NeedsWidth, {40 * width + width + width * 10 + 10:,} parameters"
+
+
+def test_the_junit_path_is_checked_before_anything_runs(tmp_path):
+    check_junit_path(tmp_path / "new" / "deeper" / "alrao.xml")  # missing folders are fine
+    assert (tmp_path / "new" / "deeper").is_dir() and not list((tmp_path / "new" / "deeper").iterdir())
+    (tmp_path / "file").write_text("")
+    for path, words in (
+        (tmp_path, "is a folder"),
+        (tmp_path / "file" / "alrao.xml", "is a file, not a folder"),
+        ("/proc/nope/alrao.xml", "cannot write the JUnit report /proc/nope/alrao.xml"),
+    ):
+        with pytest.raises(AlraoUserError, match="JUnit report") as caught:
+            check_junit_path(path)
+        assert words in caught.value.message
 
 
 def test_a_file_that_cannot_be_imported_fails_at_build(data, tmp_path):
@@ -313,6 +477,13 @@ def test_junit_xml_counts_tests_failures_and_skips(mixed_results, tmp_path):
     unknown = [case for case in cases if case.get("classname") == "no_such_model"]
     assert [case.get("name") for case in unknown] == list(CHECK_ITEMS)
     assert "unknown model" in unknown[0].find("failure").get("message")
+    (sound_wrap,) = [case for case in cases if case.get("classname").endswith(":DropoutNormGain") and case.get("name") == "wrap"]
+    assert sound_wrap.find("system-out").text.endswith("; note: one rate per tensor (no per-feature rule) for: gain")
+
+
+def test_an_unwritable_junit_path_is_a_user_error(mixed_results):
+    with pytest.raises(AlraoUserError, match="cannot write the JUnit report"):
+        write_junit("/proc/nope/alrao.xml", list(mixed_results.values()))
 
 
 def test_check_json_is_stable_plain_data(mixed_results):
@@ -321,7 +492,7 @@ def test_check_json_is_stable_plain_data(mixed_results):
     assert report["passed"] is False and report["seconds"] == 1.5
     assert [entry["arch"] for entry in report["architectures"]] == [result.arch for result in results]
     item = report["architectures"][0]["items"][0]
-    assert set(item) == {"name", "status", "seconds", "reason", "detail"}
+    assert set(item) == {"name", "status", "seconds", "reason", "detail", "note"}
     assert report["architectures"][-1]["passed"] is True
 
 
