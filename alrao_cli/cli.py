@@ -7,11 +7,13 @@ and exit code 2; ``--debug`` shows their traceback.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
 import sys
 import typing
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -66,12 +68,12 @@ CopiesOpt = Annotated[Optional[int], typer.Option("--copies", help="Output-layer
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of everything (default 0).", rich_help_panel=BUDGET_PANEL)]
 SeedsOpt = Annotated[Optional[int], typer.Option("--seeds", help="Repeat every run with this many seeds.", rich_help_panel=BUDGET_PANEL)]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.", rich_help_panel=BUDGET_PANEL)]
-BaselineOpt = Annotated[Optional[list[str]], typer.Option("--baseline", help="Add baseline columns: sgd-grid and/or adam (repeatable).", rich_help_panel=BUDGET_PANEL)]
-GridOpt = Annotated[Optional[str], typer.Option("--grid", help="SGD rates: 1e-5,1e-3,0.1 or 1e-5:10:7 (7 log-spaced). Default: the decades 1e-5..10.", rich_help_panel=BUDGET_PANEL)]
+BaselineOpt = Annotated[Optional[list[str]], typer.Option("--baseline", help="Add baseline columns (repeatable): sgd-grid (SGD at every --grid rate) and/or adam (Adam at 1e-3).", rich_help_panel=BUDGET_PANEL)]
+GridOpt = Annotated[Optional[str], typer.Option("--grid", help="SGD rates of compare and of --baseline sgd-grid: 1e-5,1e-3,0.1 or 1e-5:10:7 (7 log-spaced). Default: the decades 1e-5..10.", rich_help_panel=BUDGET_PANEL)]
 HeadOpt = Annotated[Optional[str], typer.Option("--head", help="The output layer's qualified name (e.g. classifier.6), for every ARCH, where alrao cannot find it.", rich_help_panel=BUDGET_PANEL)]
 AdamOpt = Annotated[Optional[bool], typer.Option("--adam/--no-adam", help="Compare with Adam at its default rate.", rich_help_panel=BUDGET_PANEL, show_default=False)]
-FailFastOpt = Annotated[Optional[bool], typer.Option("--fail-fast", help="Stop at the first failed or diverged run.", rich_help_panel=STUDY_PANEL, show_default=False)]
-CheckpointOpt = Annotated[Optional[int], typer.Option("--checkpoint-every", help="Also checkpoint every N steps inside long epochs.", rich_help_panel=STUDY_PANEL)]
+FailFastOpt = Annotated[Optional[bool], typer.Option("--fail-fast", help="Stop at the first failed run or diverged Alrao run (a diverged baseline rate goes on); exit code 1.", rich_help_panel=STUDY_PANEL, show_default=False)]
+CheckpointOpt = Annotated[Optional[int], typer.Option("--checkpoint-every", help="Also checkpoint every N steps inside long epochs (by default: every 10 minutes, and at every epoch end).", rich_help_panel=STUDY_PANEL)]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/<timestamp>-<command>).", rich_help_panel=OUTPUT_PANEL)]
 PlotsOpt = Annotated[Optional[bool], typer.Option("--plots/--no-plots", help="Write PNG plots to the run directory.", rich_help_panel=OUTPUT_PANEL, show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print only machine-readable JSON on stdout.", rich_help_panel=OUTPUT_PANEL)]
@@ -170,8 +172,12 @@ def _run_study(kind: str, resume: Path | None, config_path: Path | None, overrid
         config = build_config(file_values, overrides)
         if resume is not None and (config_path or overrides):
             err.print("[yellow]note:[/] --resume continues the run as saved; other arguments and options are ignored")
+        elif kind == "screen" and "grid" in overrides and not _tunes_over_grid(config.baselines):
+            err.print("[yellow]note:[/] --grid only sets the rates of --baseline sgd-grid; without it no SGD run is made")
         if json_out or quiet:
-            outcome = run_study(config, kind, resume=resume)
+            # Standard output is for the JSON alone: whatever a model file prints goes to stderr.
+            with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
+                outcome = run_study(config, kind, resume=resume)
         else:
             with RichObserver(err) as observer:
                 outcome = run_study(config, kind, resume=resume, observer=observer)
@@ -181,12 +187,19 @@ def _run_study(kind: str, resume: Path | None, config_path: Path | None, overrid
     raise typer.Exit(outcome.exit_code)
 
 
+def _tunes_over_grid(baselines: tuple[str, ...]) -> bool:
+    """Whether a screen's ``--baseline`` names ask for a method run at every rate of ``--grid``."""
+    from alrao_cli.methods import baseline_methods
+
+    return any(method.tuned_over_grid and method.baseline_option in baselines for method in baseline_methods())
+
+
 # Help texts: one line per paragraph (rich re-wraps them), examples one per line.
 SCREEN_HELP = """Train every architecture once with Alrao-SGD and rank them by validation loss.
 
     No learning rate to tune: each feature draws its own rate log-uniformly in \\[lr-min, lr-max] and the output layer is averaged over copies with log-spaced rates. Results are saved as each architecture finishes; Ctrl-C stops cleanly and prints how to resume.
 
-    Exit code: 0 when every architecture finished, 1 when some failed or diverged, 2 for a usage error, 130 when interrupted.
+    Exit code: 0 when every architecture finished (a diverged baseline rate does not count), 1 when a run failed, an Alrao run diverged or --fail-fast stopped, 2 for a usage error, 130 when interrupted (143 on SIGTERM, handled like Ctrl-C).
 
     [bold]Examples[/]
 
@@ -211,66 +224,112 @@ app.command("screen")(_study_command("screen", SCREEN_HELP, without={"adam"}))
 app.command("compare")(_study_command("compare", COMPARE_HELP, without={"baseline"}))
 
 
+def _check_config(archs: list[str] | None, config_path: Path | None, head: str | None, flags: dict[str, Any]):
+    """The options `check` shares with `screen` (ARCHs, data, seed, heads, model_kwargs), read as `screen` reads them.
+
+    A config written for a screen works unchanged: its training options (epochs,
+    lr_min, ...) are checked but play no part in a check.
+    """
+    from alrao_cli.config import build_config, load_config_file
+
+    given = {name: value for name, value in flags.items() if value is not None}
+    if archs:
+        given["archs"] = list(archs)
+    if head:
+        given["heads"] = {"*": head}
+    return build_config(load_config_file(config_path) if config_path else None, given)
+
+
 @app.command()
 def check(
     archs: ArchArg = None,
+    config: ConfigOpt = None,
     data: DataOpt = None,
     data_dir: DataDirOpt = None,
+    download: DownloadOpt = None,
+    subset: SubsetOpt = None,
+    val_fraction: ValFractionOpt = None,
+    head: HeadOpt = None,
     steps: Annotated[int, typer.Option("--steps", min=2, help="Alrao-SGD steps of the overfit check.")] = 5,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the checks.")] = 0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the checks (default 0, or the config's seed).")] = None,
     junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="Also write a JUnit XML report here (for CI).")] = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Smoke-check model code in seconds: builds, runs, wraps, trains, saves, is deterministic.
 
-    Each architecture goes through six items, stopping at its first failure: build,
-    forward ([batch, num_classes], finite), wrap (output layer found, per-feature rates),
-    train (a few Alrao-SGD steps lower the loss, every parameter gets a gradient),
-    serialize (state_dict round trip) and deterministic (same seed, same numbers).
-    Exit code 0 only if every architecture passed. See docs/ci.md for a CI job.
+    Each architecture goes through six items, stopping at its first failure: build, forward (\\[batch, num_classes], finite), wrap (output layer found, per-feature rates), train (a few Alrao-SGD steps lower the loss, every parameter gets a gradient), serialize (state_dict round trip) and deterministic (same seed, same numbers). A screen's config (--config) gives the ARCHs, data, heads and model_kwargs.
+
+    Exit code: 0 only if every architecture passed, 1 if some failed, 2 for a usage error. See docs/ci.md for a CI job.
 
     [bold]Examples[/]
 
       alrao check                                  [dim]# the zoo, on MNIST-1D shapes[/]
-      alrao check models/*.py --junit-xml reports/alrao.xml
+      alrao check models/\\[!_]*.py --junit-xml reports/alrao.xml
+      alrao check my_models.py:Net --head classifier.3
     """
     import time
+    from dataclasses import replace
 
     import torch
 
     from alrao_cli.check import run_checks
-    from alrao_cli.check_report import check_json, check_table, failure_lines, write_junit
-    from alrao_cli.data import DataSpec, load_data
-    from alrao_cli.registry import list_zoo
+    from alrao_cli.check_report import check_json, check_junit_path, check_table, message_lines, write_junit
+    from alrao_cli.data import load_data
+    from alrao_cli.plan import data_spec_of, skipped_note, zoo_fitting
 
     # A check works on 16 examples: one thread is faster than two, and never stalls
     # behind whatever else the CI machine runs.
     torch.set_num_threads(1)
     try:
         start = time.perf_counter()
-        loaded = load_data(DataSpec(source=data or "mnist1d", data_dir=data_dir, seed=seed))
-        names = list(archs) if archs else [entry.name for entry in list_zoo()]
-        results = run_checks(names, loaded, steps=steps, seed=seed)
+        flags = {
+            "data": data, "data_dir": data_dir, "download": download,
+            "subset": subset, "val_fraction": val_fraction, "seed": seed,
+        }
+        study = _check_config(archs, config, head, flags)
+        if junit_xml is not None:
+            check_junit_path(junit_xml)  # now, not after every check has run
+        # No augmentation: a random crop would change the one fixed batch between runs.
+        loaded = load_data(replace(data_spec_of(study), augment=False))
+        names, skipped = (list(study.archs), ()) if study.archs else zoo_fitting(loaded.info.input_shape)
+        note = skipped_note(skipped, loaded.info.input_shape)
+        if note:  # on stderr: --json output stays clean
+            err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+        # Standard output is for the JSON alone: whatever a model file prints goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
+            results = run_checks(
+                names, loaded, steps=steps, seed=study.seed, model_kwargs=study.model_kwargs, heads=study.heads
+            )
         seconds = time.perf_counter() - start
+        if json_out:
+            out.print_json(data=check_json(results, seconds))
+        else:
+            out.print(check_table(results, seconds))
+            for line in message_lines(results):
+                out.print(line, soft_wrap=True, emoji=False, highlight=False)
+        if junit_xml is not None:
+            write_junit(junit_xml, results)
     except AlraoUserError as error:
         _fail(error, debug)
-    if junit_xml is not None:
-        write_junit(junit_xml, results)
-    if json_out:
-        out.print_json(data=check_json(results, seconds))
-    else:
-        out.print(check_table(results, seconds))
-        for line in failure_lines(results):
-            out.print(f"[red]✗[/] {escape(line)}", highlight=False)
     raise typer.Exit(0 if all(result.passed for result in results) else 1)
+
+
+class ReportFormat(str, Enum):
+    """The formats of `alrao report` (summary.FORMATS), as a choice the option's parser checks."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
 
 
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by screen or compare.")],
-    output_format: Annotated[str, typer.Option("--format", "-f", help="table, json, csv or markdown.")] = "table",
-    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Redraw the PNG plots.")] = False,
+    output_format: Annotated[ReportFormat, typer.Option("--format", "-f", help="table, json, csv or markdown.")] = ReportFormat.table,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Redraw the PNG plots into the run directory.")] = False,
+    plots_dir: Annotated[Optional[Path], typer.Option("--plots-dir", help="Redraw the PNG plots into this folder instead (e.g. when the run directory is read-only).")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Redraw the tables (and plots) of a finished or interrupted run, without training.
@@ -279,19 +338,16 @@ def report(
 
       alrao report runs/20261125-101500-screen
       alrao report runs/20261125-101500-compare --format markdown >> RESULTS.md
+      alrao report /shared/runs/20261125-101500-compare --plots-dir plots/
     """
     from alrao_cli import summary
     from alrao_cli.results import load_study
 
     try:
-        if output_format not in summary.FORMATS:
-            raise AlraoUserError(
-                f"--format {output_format!r} is not a format", hint=f"use one of {', '.join(summary.FORMATS)}"
-            )
         study = load_study(run_dir)
-        summary.print_report(study, run_dir, output_format, out=out)
-        if plots:
-            for path in summary.write_plots(study, run_dir):
+        summary.print_report(study, run_dir, output_format.value, out=out)
+        if plots or plots_dir is not None:
+            for path in summary.write_plots(study, plots_dir or run_dir):
                 err.print(f"wrote {escape(str(path))}")
     except AlraoUserError as error:
         _fail(error, debug)
@@ -305,13 +361,20 @@ def models(
 ) -> None:
     """List the built-in zoo (name, parameters, data shapes it fits) or torchvision's models.
 
+    A pattern that matches nothing is a usage error (exit code 2) naming the closest names.
+
     [bold]Examples[/]
 
       alrao models
       alrao models --torchvision 'resnet*'
     """
     from alrao_cli import summary
+    from alrao_cli.registry import find_torchvision_models, find_zoo
 
+    try:
+        (find_torchvision_models if torchvision_models else find_zoo)(pattern)
+    except AlraoUserError as error:
+        _fail(error, debug=False)
     summary.print_models(pattern, torchvision_models, json_out, out=out)
 
 
@@ -334,11 +397,25 @@ def init(
     err.print(f"wrote {escape(str(path))}: edit it, then run [bold]alrao screen --config {escape(str(path))}[/]")
 
 
+# click's UsageError, from whichever click typer uses (recent typers bundle their own).
+_UsageError = typer.BadParameter.__mro__[1]
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: a mistyped flag or value is one red line, exit code 2."""
     try:
-        app()
+        code = app(prog_name="alrao", standalone_mode=False)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
         sys.exit(130)
+    except _UsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":
+            sys.exit(error.exit_code)  # the help is already printed
+        command = error.ctx.command_path if error.ctx is not None else "alrao"
+        err.print(
+            f"[bold red]error:[/] {escape(error.format_message())} [dim](see {escape(command)} --help)[/]",
+            highlight=False, soft_wrap=True,
+        )
+        sys.exit(error.exit_code)
+    sys.exit(code or 0)
 

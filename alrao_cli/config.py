@@ -14,13 +14,14 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from alrao_cli.errors import AlraoUserError
+from alrao_cli.methods import baseline_methods
 
 DEFAULT_GRID: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 """The paper's decade grid of SGD rates, 1e-5 to 10."""
@@ -28,8 +29,12 @@ DEFAULT_GRID: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 DEFAULT_EPOCHS: int = 10
 """Epochs per architecture when no budget (epochs, steps or time_budget) is given."""
 
-BASELINES: tuple[str, ...] = ("sgd-grid", "adam")
-"""What ``--baseline`` may add to a screen."""
+
+def baseline_names() -> tuple[str, ...]:
+    """What ``--baseline`` may add to a screen: each registered baseline method, named
+    ``NAME-grid`` when it runs at every rate of the grid (``sgd-grid``), else ``NAME`` (``adam``)."""
+    return tuple(method.baseline_option for method in baseline_methods())
+
 
 _GRID_HINT = "write rates as 1e-5,1e-3,0.1 or as LOW:HIGH:COUNT log-spaced points, e.g. 1e-5:10:7"
 
@@ -60,6 +65,7 @@ class StudyConfig:
     device: str = "auto"
     workers: int = 0
     out: str | None = None
+    workdir: str | None = None  # where relative paths are read from; None: the current folder
     baselines: tuple[str, ...] = ()
     grid: tuple[float, ...] = DEFAULT_GRID
     adam: bool = True
@@ -191,11 +197,12 @@ def _baselines(value: Any, where: str) -> tuple[str, ...]:
     """Commas split entries everywhere, so ``--baseline sgd-grid,adam`` works too."""
     entries = _names(value, where, "a baseline or a list of them", "[sgd-grid, adam]")
     names = [part.strip() for entry in entries for part in entry.split(",") if part.strip()]
+    known = baseline_names()
     for name in names:
-        if name not in BASELINES:
+        if name not in known:
             raise AlraoUserError(
                 f"{where}: unknown baseline {name!r}",
-                hint=_suggestion(name, BASELINES) + f"the baselines are {', '.join(BASELINES)}",
+                hint=_suggestion(name, known) + f"the baselines are {', '.join(known)}",
             )
     return tuple(dict.fromkeys(names))
 
@@ -275,6 +282,7 @@ _COERCERS: dict[str, _Coercer] = {
     "device": _device,
     "workers": _integer(0, "2"),
     "out": _optional(_text),
+    "workdir": _optional(_text),
     "baselines": _baselines,
     "grid": _grid,
     "adam": _boolean,
@@ -478,6 +486,41 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def anchored(config: StudyConfig) -> StudyConfig:
+    """The config with ``workdir`` pinned to the current folder unless it names one.
+
+    A run directory's ``config.yaml`` is read again by ``--resume``, possibly from another
+    folder: with ``workdir`` saved in it, the model files and data it names keep pointing
+    where they did, while tables and run keys keep the paths as the user wrote them.
+    """
+    return config if config.workdir else replace(config, workdir=os.getcwd())
+
+
+def resolve_path(config: StudyConfig, path: str) -> str:
+    """A file or folder the config names, absolute (a relative one is read from ``workdir``)."""
+    return os.path.normpath(os.path.join(config.workdir or os.getcwd(), os.path.expanduser(path)))
+
+
+def resolve_arch(config: StudyConfig, arch: str) -> str:
+    """``file.py`` and ``file.py:Name`` with an absolute path; zoo and torchvision names as they are."""
+    if arch.endswith(".py"):
+        return resolve_path(config, arch)
+    path, colon, name = arch.rpartition(":")
+    return f"{resolve_path(config, path)}:{name}" if colon and path.endswith(".py") else arch
+
+
+def resolve_data_source(config: StudyConfig) -> str:
+    """The ``data`` option with the path of ``imagefolder:PATH`` / ``python:FILE.py:FACTORY`` absolute."""
+    source = config.data
+    prefix, colon, rest = source.partition(":")
+    if colon and prefix == "imagefolder" and rest:
+        return f"imagefolder:{resolve_path(config, rest)}"
+    if colon and prefix == "python":
+        file, colon, factory = rest.rpartition(":")
+        return f"python:{resolve_path(config, file)}:{factory}" if colon and file else source
+    return source
+
+
 def dump_config_yaml(config: StudyConfig) -> str:
     """The ``config.yaml`` of a run directory: the full resolved config, loadable with ``--config``."""
     header = "# alrao: the resolved options of this run (every option, defaults included)\n"
@@ -521,9 +564,12 @@ _EXAMPLE_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
     ("Output", (
         ("out", "run directory; null = runs/<timestamp>-<command>"),
+        ("workdir", "folder that relative paths (model files, data) are read from; null = the current "
+         "folder. Each run's config.yaml records it, so that --resume works from any folder"),
         ("plots", "write PNG plots to the run directory"),
         ("fail_fast", "stop at the first failed or diverged run"),
-        ("checkpoint_every", "also checkpoint every N steps inside long epochs; null = at epoch ends only"),
+        ("checkpoint_every", "also checkpoint every N steps inside long epochs; null = at epoch ends and "
+         "every 10 minutes"),
     )),
 )
 

@@ -599,33 +599,55 @@ def _load_imagefolder(spec: DataSpec, folder: Path) -> LoadedData:
 
 
 def _scan_imagefolder(folder: Path) -> tuple[list[tuple[str, int]], list[str]]:
-    from torchvision.datasets import ImageFolder
+    """``(path, label)`` of every image and the class names, as torchvision's ImageFolder finds them.
+
+    Except that hidden entries are no part of the data: torchvision's ImageFolder makes a
+    class of any subfolder, so a ``.ipynb_checkpoints`` left by Jupyter (or a macOS
+    ``__MACOSX`` from an unzip) would become a class, and ``._cat.png`` files an image.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
     if not folder.is_dir():
         raise AlraoUserError(f"image folder {folder} does not exist", hint="check the path after imagefolder:")
-    if not any(entry.is_dir() and not entry.name.startswith(".") for entry in folder.iterdir()):
+    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not _is_hidden(entry.name))
+    if not classes:
         raise AlraoUserError(
             f"image folder {folder} has no class subfolders",
             hint="put each class's images in its own subfolder: PATH/<class>/<image>.png",
         )
+
+    def is_visible_image(path: str) -> bool:
+        parts = Path(path).relative_to(folder).parts
+        return path.lower().endswith(IMG_EXTENSIONS) and not any(_is_hidden(part) for part in parts)
+
     try:
-        scanned = ImageFolder(str(folder))
+        samples = make_dataset(str(folder), {name: label for label, name in enumerate(classes)}, None, is_visible_image)
     except FileNotFoundError as error:
         raise AlraoUserError(
             f"image folder {folder} has a class subfolder with no images: {error}",
             hint="every class subfolder needs at least one .png/.jpg image",
         ) from error
-    return list(scanned.samples), list(scanned.classes)
+    return samples, classes
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def read_image(path: str, size: int) -> Tensor:
-    """One image file as RGB ``uint8 [3, size, size]``."""
+    """One image file as RGB ``uint8 [3, size, size]``, whatever its size and mode.
+
+    Grayscale, palette and alpha images become RGB (alpha is dropped); 16-bit images keep
+    their brightness, where PIL's own conversion would clip everything above 255 to white.
+    """
     from PIL import Image
 
     try:
         with Image.open(path) as image:
+            if image.mode.startswith("I;16"):
+                image = Image.fromarray((np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8))
             resized = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    except OSError as error:
+    except (OSError, ValueError) as error:
         raise AlraoUserError(f"cannot read image {path}: {error}", hint="remove or replace the file") from error
     return torch.from_numpy(np.array(resized, dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
@@ -715,19 +737,43 @@ def _where(error: BaseException, file: Path) -> str:
     return f"{file}:{lines[-1]}" if lines else str(file)
 
 
+_DATASET_HINT = "return two map-style datasets, e.g. TensorDataset(x_train, y_train), TensorDataset(x_val, y_val)"
+
+
 def _check_factory_result(returned: Any, file: Path, factory_name: str) -> tuple[Dataset, Dataset]:
+    """Two non-empty map-style datasets of ``(x, y)`` pairs, or one line saying what came instead."""
     expected = f"{factory_name}() in {file} must return (train_dataset, val_dataset)"
     if not isinstance(returned, (tuple, list)) or len(returned) != 2:
-        raise AlraoUserError(f"{expected}, got {type(returned).__name__}")
+        raise AlraoUserError(f"{expected}, got {type(returned).__name__}", hint=_DATASET_HINT)
+    if all(isinstance(part, (Tensor, np.ndarray)) for part in returned):
+        raise AlraoUserError(
+            f"{expected}, got two arrays (inputs and targets?)",
+            hint="wrap them: return TensorDataset(x_train, y_train), TensorDataset(x_val, y_val)",
+        )
     for role, dataset in zip(("train", "val"), returned):
-        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
-            kind = type(dataset).__name__
-            raise AlraoUserError(f"{expected}; its {role} dataset ({kind}) has no __len__/__getitem__")
-        if len(dataset) == 0:
+        kind = type(dataset).__name__
+        map_style = hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")
+        if isinstance(dataset, (str, bytes)) or not map_style:
+            raise AlraoUserError(
+                f"{expected}; its {role} dataset is a {kind}, not a map-style dataset", hint=_DATASET_HINT
+            )
+        try:
+            size = len(dataset)
+        except TypeError as error:
+            raise AlraoUserError(
+                f"{expected}; its {role} dataset ({kind}) has no length: {error}", hint=_DATASET_HINT
+            ) from error
+        if size == 0:
             raise AlraoUserError(f"{expected}; its {role} dataset is empty")
     train, val = returned
     for role, dataset in (("train", train), ("val", val)):
-        example = dataset[0]
+        try:
+            example = dataset[0]
+        except Exception as error:  # whatever the user's __getitem__ raises
+            raise AlraoUserError(
+                f"{expected}; reading item 0 of its {role} dataset raised {type(error).__name__}: {error}",
+                hint=_DATASET_HINT,
+            ) from error
         if not isinstance(example, (tuple, list)) or len(example) != 2:
             kind = type(example).__name__
             raise AlraoUserError(f"{expected}; items of its {role} dataset must be (x, y) pairs, got {kind}")

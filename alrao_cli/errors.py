@@ -33,3 +33,31 @@ class AlraoDivergedError(ArithmeticError):
         super().__init__(f"loss became {loss} at step {step}")
         self.step = step
         self.loss = loss
+
+
+class AlraoTerminated(KeyboardInterrupt):
+    """SIGTERM asked the process to stop (a scheduler's or ``kill``'s polite stop).
+
+    A subclass of :class:`KeyboardInterrupt`, so that everything which lets Ctrl-C through
+    lets it through too and a study stops the same way: results kept, resume command
+    printed. Only the exit code differs: 143 (128 + SIGTERM) rather than 130.
+    """
+
+
+_OUT_OF_MEMORY_MARKS = (
+    "CUDA out of memory",  # torch.cuda.OutOfMemoryError
+    "DefaultCPUAllocator: can't allocate memory",  # what a real CPU OOM raises (a RuntimeError)
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "MPS backend out of memory",
+)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` means the device ran out of memory (a resource, not a bug).
+
+    PyTorch rarely raises :class:`MemoryError`: its allocators raise a RuntimeError
+    (or ``torch.cuda.OutOfMemoryError``, a subclass) that says so in its message.
+    """
+    if isinstance(error, MemoryError):
+        return True
+    return isinstance(error, RuntimeError) and any(mark in str(error) for mark in _OUT_OF_MEMORY_MARKS)

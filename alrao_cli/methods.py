@@ -3,8 +3,9 @@
 A method turns a freshly built model into a :class:`Learner`: the thing the training loop
 drives, one minibatch at a time, without knowing which method it is. Adding a baseline
 (hypergradient descent, LARS, 1cycle, Prodigy...) means writing one class with
-``@register_method("name")``; the plan, the loop, the results and the reports need no
-change.
+``@register_method("name")`` that declares its label and whether it is tuned over the
+rate grid or run once; ``--baseline``, the plan, the loop, the results and the reports
+need no change.
 """
 
 from __future__ import annotations
@@ -79,14 +80,40 @@ def gaussian_nll(outputs: Tensor, y: Tensor) -> Tensor:
     return 0.5 * residual.pow(2).sum(-1) + _HALF_LOG_2PI * outputs.shape[-1]
 
 
-class TrainingMethod(ABC):
-    """A registered way to train a model: builds its :class:`Learner`."""
+@dataclass(frozen=True, slots=True)
+class LearnerContext:
+    """What a method may need to know about the problem when it wraps a model.
 
-    name: ClassVar[str]
-    single_rate: ClassVar[bool] = True  # True when MethodSpec.lr is the one learning rate
+    One record rather than positional arguments, so that a future method (1cycle needs the
+    run's total number of steps, say) gets a new field without every method changing.
+    """
+
+    num_classes: int
+    task: str  # "classification" or "regression"
+    seed: int
+    example_input: Tensor | None = None  # a small batch on the model's device: Alrao finds the head with it
+
+
+class TrainingMethod(ABC):
+    """A registered way to train a model: builds its :class:`Learner`, and says how it is run
+    and shown next to Alrao. The class attributes are all that the plan, the config's
+    ``--baseline`` names, the rankings and the reports read about a method.
+    """
+
+    name: ClassVar[str]  # set by @register_method
+    label: ClassVar[str]  # how tables and plots name it ("SGD"); the registered name if not given
+    baseline: ClassVar[bool] = True  # compared with Alrao; False for Alrao itself
+    tuned_over_grid: ClassVar[bool] = False  # run at every rate of --grid, its best rate kept; else run once
+    default_lr: ClassVar[float | None] = None  # the rate of a baseline run once (Adam: 1e-3)
+    config_options: ClassVar[tuple[str, ...]] = ("weight_decay",)  # study settings its spec takes
+
+    @property
+    def baseline_option(self) -> str:
+        """Its name for ``--baseline``: ``NAME-grid`` when it is tuned over the grid (``sgd-grid``)."""
+        return f"{self.name}-grid" if self.tuned_over_grid else self.name
 
     @abstractmethod
-    def learner(self, model: nn.Module, spec: MethodSpec, num_classes: int, task: str, seed: int) -> Learner:
+    def learner(self, model: nn.Module, spec: MethodSpec, context: LearnerContext) -> Learner:
         """Wrap ``model`` (already on its device) for training."""
 
 
@@ -98,6 +125,7 @@ def register_method(name: str):
 
     def register(cls: type[TrainingMethod]) -> type[TrainingMethod]:
         cls.name = name
+        cls.label = cls.__dict__.get("label", name)  # a registered subclass gets its own label
         METHODS[name] = cls()
         return cls
 
@@ -108,6 +136,11 @@ def get_method(name: str) -> TrainingMethod:
     if name not in METHODS:
         raise AlraoUserError(f"unknown method {name!r}", hint=f"known methods: {', '.join(sorted(METHODS))}")
     return METHODS[name]
+
+
+def baseline_methods() -> list[TrainingMethod]:
+    """The methods Alrao can be compared with, in the order they were registered."""
+    return [method for method in METHODS.values() if method.baseline]
 
 
 class _TorchOptimizerLearner(Learner):
@@ -135,25 +168,32 @@ class _TorchOptimizerLearner(Learner):
 class SGDMethod(TrainingMethod):
     """Plain SGD at one learning rate: the grid Alrao is measured against."""
 
-    def learner(self, model, spec, num_classes, task, seed):
+    label = "SGD"
+    tuned_over_grid = True
+    config_options = ("momentum", "weight_decay")
+
+    def learner(self, model, spec, context):
         options = spec.options
         optimizer = torch.optim.SGD(
             model.parameters(), lr=spec.lr, momentum=options.get("momentum", 0.0),
             weight_decay=options.get("weight_decay", 0.0),
         )
-        return _TorchOptimizerLearner(model, optimizer, task)
+        return _TorchOptimizerLearner(model, optimizer, context.task)
 
 
 @register_method("adam")
 class AdamMethod(TrainingMethod):
     """Adam with its default rate (1e-3): the usual "no tuning" baseline."""
 
-    def learner(self, model, spec, num_classes, task, seed):
+    label = "Adam"
+    default_lr = 1e-3
+
+    def learner(self, model, spec, context):
         optimizer = torch.optim.Adam(
-            model.parameters(), lr=spec.lr if spec.lr is not None else 1e-3,
+            model.parameters(), lr=spec.lr if spec.lr is not None else self.default_lr,
             weight_decay=spec.options.get("weight_decay", 0.0),
         )
-        return _TorchOptimizerLearner(model, optimizer, task)
+        return _TorchOptimizerLearner(model, optimizer, context.task)
 
 
 class _AlraoLearner(Learner):
@@ -189,17 +229,19 @@ class _AlraoLearner(Learner):
 class AlraoSGDMethod(TrainingMethod):
     """Alrao-SGD: every feature its random rate, N output copies averaged by the switch."""
 
-    single_rate = False
+    label = "Alrao"
+    baseline = False
 
-    def learner(self, model, spec, num_classes, task, seed):
+    def learner(self, model, spec, context):
         options = spec.options
         wrapped = AlraoModel(
-            model, num_classes,
+            model, context.num_classes,
             lr_min=options.get("lr_min", 1e-5), lr_max=options.get("lr_max", 10.0),
             n_copies=options.get("copies", 10), theta=options.get("theta", 0.999),
-            head=options.get("head"), seed=seed, task=task,
+            head=options.get("head"), seed=context.seed, task=context.task,
+            example_input=context.example_input,
         )
         optimizer = AlraoSGD(
             wrapped, momentum=options.get("momentum", 0.0), weight_decay=options.get("weight_decay", 0.0)
         )
-        return _AlraoLearner(wrapped, optimizer, task)
+        return _AlraoLearner(wrapped, optimizer, context.task)

@@ -1,21 +1,25 @@
 """From a study's config to the list of runs it needs: architecture x method x seed.
 
-Planning is pure: it resolves names and devices and returns plain :class:`RunSpec`
-records, so that the plan can be shown, resumed, or handed to any executor.
+Planning resolves names and devices, checks that the config's per-architecture keys
+name architectures of the study, and returns plain :class:`RunSpec` records, so that
+the plan can be shown, resumed, or handed to any executor. It reads the data only for a
+whole-zoo study, whose models are those that take the data's examples.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-from alrao_cli.config import DEFAULT_EPOCHS, StudyConfig
-from alrao_cli.data import DataSpec
+from alrao_cli.config import DEFAULT_EPOCHS, StudyConfig, resolve_arch, resolve_data_source, resolve_path
+from alrao_cli.data import DataInfo, DataSpec
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.methods import MethodSpec
-from alrao_cli.registry import expand_arch, list_zoo
+from alrao_cli.methods import MethodSpec, baseline_methods
+from alrao_cli.registry import check_model_arguments, expand_arch, list_zoo
+from alrao_cli.runner import cached_data
 from alrao_cli.train import Budget, RunSpec
 
 StudyKind = Literal["screen", "compare"]
@@ -31,10 +35,33 @@ class UnresolvedArch:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedArch:
+    """A zoo model that a whole-zoo study leaves out: it does not take the data's examples."""
+
+    name: str
+    fits: str  # the shapes it takes, as `alrao models` shows them
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     runs: tuple[RunSpec, ...]
     unresolved: tuple[UnresolvedArch, ...]
     seeds: tuple[int, ...]
+    skipped: tuple[SkippedArch, ...] = ()
+    input_shape: tuple[int, ...] | None = None  # one example's shape, known when the zoo was filtered
+
+    @property
+    def skipped_note(self) -> str | None:
+        """One line for the user when zoo models were left out, None when none were."""
+        return skipped_note(self.skipped, self.input_shape or ())
+
+
+def skipped_note(skipped: tuple[SkippedArch, ...], input_shape: tuple[int, ...]) -> str | None:
+    """``skipped cnn1d (fits 1-D [L]): the data's examples are shaped [3, 32, 32]``, or None."""
+    if not skipped:
+        return None
+    models = ", ".join(f"{arch.name} (fits {arch.fits})" for arch in skipped)
+    return f"skipped {models}: the data's examples are shaped {list(input_shape)}"
 
 
 def resolve_device(name: str) -> str:
@@ -72,13 +99,20 @@ def budget_of(config: StudyConfig) -> Budget:
 
 def data_spec_of(config: StudyConfig) -> DataSpec:
     return DataSpec(
-        source=config.data, data_dir=config.data_dir, download=config.download,
+        source=resolve_data_source(config),
+        data_dir=resolve_path(config, config.data_dir) if config.data_dir is not None else None,
+        download=config.download,
         subset=config.subset, val_fraction=config.val_fraction, augment=config.augment, seed=config.seed,
     )
 
 
 def methods_of(config: StudyConfig, kind: StudyKind) -> list[MethodSpec]:
-    """Alrao first, then the single-rate SGD grid and Adam where the study asks for them."""
+    """Alrao first, then the baselines the study asks for, in the order they were registered.
+
+    A compare runs the paper's baselines (the SGD grid, and Adam unless ``--no-adam``); a
+    screen runs those named by ``--baseline``. A baseline tuned over the grid runs once per
+    rate of ``--grid``, any other once at its default rate.
+    """
     shared = {"momentum": config.momentum, "weight_decay": config.weight_decay}
     alrao = MethodSpec(
         "alrao",
@@ -87,13 +121,17 @@ def methods_of(config: StudyConfig, kind: StudyKind) -> list[MethodSpec]:
             "theta": config.theta, **shared,
         },
     )
+    if kind == "compare":
+        requested = ("sgd-grid", "adam") if config.adam else ("sgd-grid",)
+    else:
+        requested = config.baselines
     methods = [alrao]
-    with_grid = kind == "compare" or "sgd-grid" in config.baselines
-    with_adam = config.adam if kind == "compare" else "adam" in config.baselines
-    if with_grid:
-        methods += [MethodSpec("sgd", lr=lr, options=shared) for lr in config.grid]
-    if with_adam:
-        methods.append(MethodSpec("adam", lr=1e-3, options={"weight_decay": config.weight_decay}))
+    for method in baseline_methods():
+        if method.baseline_option not in requested:
+            continue
+        options = {name: shared[name] for name in method.config_options}
+        rates = config.grid if method.tuned_over_grid else (method.default_lr,)
+        methods += [MethodSpec(method.name, lr=lr, options=options) for lr in rates]
     return methods
 
 
@@ -107,12 +145,22 @@ def _with_head(methods: list[MethodSpec], head: str | None) -> list[MethodSpec]:
 
 
 def run_key(label: str, method: MethodSpec, seed: int) -> str:
-    rate = f"|lr={method.lr:.12g}" if method.name == "sgd" else ""
+    """Unique in a study: every run with a rate has it in its key (``mlp|adam|lr=0.001|seed=0``).
+
+    Before every single-rate method had its rate there, only SGD did; results.py reads such
+    older keys back in this form, so that those run directories still resume.
+    """
+    rate = f"|lr={method.lr:.12g}" if method.lr is not None else ""
     return f"{label}|{method.name}{rate}|seed={seed}"
 
 
-def plan_study(config: StudyConfig, kind: StudyKind) -> Plan:
-    """Every run of the study, in the order they should run: architecture by architecture."""
+def plan_study(config: StudyConfig, kind: StudyKind, data_info: DataInfo | None = None) -> Plan:
+    """Every run of the study, in the order they should run: architecture by architecture.
+
+    With no ARCH, the study is every zoo model that takes the data's examples, so the data's
+    shape is needed: ``data_info`` when the caller has it, else the data is loaded here,
+    through :func:`~alrao_cli.runner.cached_data`, so that the runs do not load it again.
+    """
     device = resolve_device(config.device)
     data = data_spec_of(config)
     budget = budget_of(config)
@@ -120,16 +168,30 @@ def plan_study(config: StudyConfig, kind: StudyKind) -> Plan:
     methods = methods_of(config, kind)
     runs: list[RunSpec] = []
     unresolved: list[UnresolvedArch] = []
-    for user_arch in config.archs or tuple(entry.name for entry in list_zoo()):
+    first_problem: AlraoUserError | None = None
+    skipped: tuple[SkippedArch, ...] = ()
+    input_shape = None
+    user_archs = config.archs
+    if not user_archs:
+        input_shape = (data_info or cached_data(data).info).input_shape
+        user_archs, skipped = zoo_fitting(input_shape)
+    named = set(config.archs) or {entry.name for entry in list_zoo()}  # what config keys may name
+    for user_arch in user_archs:
+        resolved = resolve_arch(config, user_arch)
         try:
-            canonical = expand_arch(user_arch)
+            canonical = expand_arch(resolved)
         except AlraoUserError as error:
             unresolved.append(UnresolvedArch(user_arch, error.message, error.hint))
+            first_problem = first_problem or error
             continue
-        for arch in canonical:
-            label = user_arch if len(canonical) == 1 else arch
-            kwargs = config.model_kwargs.get(user_arch, config.model_kwargs.get(arch, {}))
-            head = config.heads.get(user_arch) or config.heads.get(arch) or config.heads.get("*")
+        labels = [user_arch] if len(canonical) == 1 else [_as_written(arch, resolved, user_arch) for arch in canonical]
+        named.update(labels)
+        for arch, label in zip(canonical, labels):
+            kwargs_key = user_arch if user_arch in config.model_kwargs else label
+            kwargs = config.model_kwargs.get(kwargs_key, {})
+            if kwargs:
+                _check_model_kwargs(arch, kwargs_key, kwargs)
+            head = config.heads.get(user_arch) or config.heads.get(label) or config.heads.get("*")
             for seed in seeds:
                 for method in _with_head(methods, head):
                     runs.append(
@@ -140,7 +202,60 @@ def plan_study(config: StudyConfig, kind: StudyKind) -> Plan:
                             checkpoint_every=config.checkpoint_every,
                         )
                     )
-    if not runs and unresolved:
-        # Nothing at all can run: the input itself is wrong, say it as a usage error.
-        raise AlraoUserError(unresolved[0].reason, hint=unresolved[0].hint)
-    return Plan(tuple(runs), tuple(unresolved), seeds)
+    _check_keys_name_archs(config, named)
+    if not runs and first_problem is not None:
+        # Nothing at all can run: the input itself is wrong, a usage error. The error itself
+        # is raised again, so that --debug still shows where it came from (its cause).
+        raise first_problem
+    return Plan(tuple(runs), tuple(unresolved), seeds, skipped, input_shape)
+
+
+def _as_written(arch: str, resolved: str, user_arch: str) -> str:
+    """The label of one model ``user_arch`` names: as the user wrote it, for tables and run keys.
+
+    ``models.py`` (resolved to ``/abs/models.py``) naming ``Small`` gives ``models.py:Small``;
+    a zoo pattern (``cnn*``) gives each zoo name.
+    """
+    if arch.startswith(resolved + ":"):
+        return user_arch + arch[len(resolved):]
+    return arch
+
+
+def zoo_fitting(input_shape: tuple[int, ...]) -> tuple[tuple[str, ...], tuple[SkippedArch, ...]]:
+    """The zoo models that take examples of this shape, and those set aside, by ``fits``."""
+    zoo = list_zoo()
+    fitting = tuple(entry.name for entry in zoo if entry.fits_shape(input_shape))
+    if not fitting:
+        raise AlraoUserError(
+            f"no zoo model takes examples shaped {list(input_shape)}",
+            hint="name the architectures to screen: file.py, file.py:Name or torchvision:NAME",
+        )
+    skipped = tuple(SkippedArch(entry.name, entry.fits_label()) for entry in zoo if not entry.fits_shape(input_shape))
+    return fitting, skipped
+
+
+def _check_model_kwargs(arch: str, key: str, kwargs: dict) -> None:
+    """A model argument the constructor does not take is a usage error naming its config key."""
+    try:
+        check_model_arguments(arch, kwargs)
+    except AlraoUserError as error:
+        raise AlraoUserError(f"config key 'model_kwargs.{key}': {error.message}", hint=error.hint) from error
+
+
+def _check_keys_name_archs(config: StudyConfig, named: set[str]) -> None:
+    """Each ``model_kwargs`` and ``heads`` key names an architecture of the study (``heads``: or ``*``).
+
+    A misspelt key (``mpl``) would otherwise apply to nothing, and the run would silently
+    train the architecture without the settings meant for it.
+    """
+    for option, keys in (("model_kwargs", config.model_kwargs), ("heads", config.heads)):
+        for key in keys:
+            if key in named or (option == "heads" and key == "*"):
+                continue
+            close = difflib.get_close_matches(key, sorted(named), n=1)
+            suggestion = f"did you mean {close[0]!r}? " if close else ""
+            archs = ", ".join(config.archs) if config.archs else "the whole zoo"
+            raise AlraoUserError(
+                f"config key '{option}.{key}' names no architecture of this study",
+                hint=f"{suggestion}its architectures: {archs}",
+            )

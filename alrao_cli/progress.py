@@ -35,25 +35,30 @@ class RichObserver:
         )
         self.study_task = None
         self.run_task = None
+        self.started = False
 
     def __enter__(self) -> RichObserver:
         return self  # the display starts with the study: errors before it print cleanly
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.started:  # stopping a display that never started would print a blank line
+            self.progress.stop()
 
     def study_started(self, plan: Plan, done: int, resumed: bool) -> None:
         self.progress.start()
+        self.started = True
         self.study_task = self.progress.add_task(
             "study", total=len(plan.runs), completed=done, detail=f"{done}/{len(plan.runs)} runs"
         )
+        if plan.skipped_note:
+            self.console.print(f"[yellow]note:[/] {escape(plan.skipped_note)}", highlight=False, soft_wrap=True)
         if resumed:
             self.console.print(f"resuming: {done} of {len(plan.runs)} runs already finished")
 
     def run_started(self, spec: RunSpec, index: int, total: int) -> None:
         if self.run_task is not None:
             self.progress.remove_task(self.run_task)
-        label = escape(spec.key.replace("|", " "))
+        label = escape(f"[{index}/{total}] {spec.key.replace('|', ' ')}")
         self.run_task = self.progress.add_task(f"[bold]{label}[/]", total=1000, detail="starting")
 
     def run_progress(self, progress: RunProgress) -> None:

@@ -1,4 +1,4 @@
-"""Rankings and comparisons computed from run results alone (no training, no torch).
+"""Rankings and comparisons computed from run results alone (no training).
 
 A screen ranks architectures by the validation loss Alrao reached on each; a compare
 also asks how close that comes to the best-tuned single-rate SGD, and whether ranking
@@ -6,6 +6,12 @@ architectures by Alrao orders them as tuning SGD for each would (Kendall's tau a
 Spearman's rho between the two rankings). Several seeds of one run are summarised by
 their mean and standard deviation; one unhealthy seed marks the whole entry, because an
 architecture that diverges one time in three is not one to recommend.
+
+Every method but Alrao is a baseline, shown as its registered class declares
+(:mod:`alrao_cli.methods`: its label, and whether it is tuned over a rate grid or run
+once), so a newly registered baseline needs no change here. A method the registry does
+not know (results written by another version) is shown by its name. SGD alone has a
+fixed role: the reference that the gap and the rank agreement are measured against.
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from alrao_cli.methods import METHODS
 from alrao_cli.results import RunResult, Status
 
+ALRAO = "alrao"
+REFERENCE = "sgd"  # the baseline Alrao is measured against: SGD at its best rate, as in the paper
 _SEVERITY: dict[str, int] = {"ok": 0, "diverged": 1, "failed": 2}
 
 
@@ -45,8 +54,32 @@ class MethodStats:
 
 
 @dataclass(frozen=True, slots=True)
+class BaselineStats:
+    """One baseline method on one architecture: each rate it ran at, by increasing rate."""
+
+    method: str
+    label: str  # as the method's class declares it, e.g. "SGD"
+    tuned_over_grid: bool  # run at every rate of a grid, to keep the best; else run once
+    rates: tuple[MethodStats, ...]
+
+    @property
+    def best(self) -> MethodStats | None:
+        """The healthy rate with the lowest mean validation loss; the smaller rate wins a tie."""
+        healthy = [stats for stats in self.rates if stats.status == "ok" and stats.val_loss is not None]
+        return min(healthy, key=lambda stats: stats.val_loss) if healthy else None
+
+    @property
+    def shown(self) -> MethodStats | None:
+        """What a one-cell summary shows: a grid's best rate (None when none is healthy);
+        the run of a method run once, whatever its status, so that its status shows."""
+        if self.tuned_over_grid:
+            return self.best
+        return self.best or (self.rates[0] if self.rates else None)
+
+
+@dataclass(frozen=True, slots=True)
 class RankedRun:
-    """One line of a screen's ranking: an architecture as Alrao trained it."""
+    """One line of a screen's ranking: an architecture as Alrao trained it, and its baselines."""
 
     rank: int  # 1-based; failed and diverged entries come after every healthy one
     arch: str
@@ -60,11 +93,17 @@ class RankedRun:
     seconds: float
     reason: str | None
     curve: tuple[float, ...]  # validation loss per epoch of the first seed, for a sparkline
+    val_acc_std: float | None = None
+    baselines: tuple[BaselineStats, ...] = ()  # those the screen ran (--baseline), in registration order
+    gap: float | None = None  # alrao / best SGD - 1, when the screen ran the SGD grid
+
+    def baseline(self, method: str) -> BaselineStats | None:
+        return next((entry for entry in self.baselines if entry.method == method), None)
 
 
 @dataclass(frozen=True, slots=True)
 class ArchComparison:
-    """Alrao against the SGD grid and Adam on one architecture.
+    """Alrao against every baseline (the SGD grid, Adam, ...) on one architecture.
 
     The top-level comparison averages over seeds; ``per_seed`` holds one comparison per
     seed (with ``seed`` set and no ``per_seed`` of its own), so the spread stays visible.
@@ -72,21 +111,45 @@ class ArchComparison:
 
     arch: str
     alrao: MethodStats | None
-    sgd: tuple[MethodStats, ...]  # by increasing rate
-    adam: MethodStats | None
-    best_sgd_lr: float | None  # the healthy rate with the lowest mean validation loss
+    baselines: tuple[BaselineStats, ...]  # in registration order, then unknown methods
     gap: float | None  # alrao / best SGD - 1: 0.05 means Alrao's loss is 5% higher
     seed: int | None = None
     per_seed: tuple[ArchComparison, ...] = ()
 
+    def baseline(self, method: str) -> BaselineStats | None:
+        return next((entry for entry in self.baselines if entry.method == method), None)
+
+    @property
+    def sgd(self) -> tuple[MethodStats, ...]:
+        """The reference SGD grid, by increasing rate."""
+        reference = self.baseline(REFERENCE)
+        return reference.rates if reference is not None else ()
+
     @property
     def best_sgd(self) -> MethodStats | None:
-        return next((stats for stats in self.sgd if stats.lr == self.best_sgd_lr), None)
+        reference = self.baseline(REFERENCE)
+        return reference.best if reference is not None else None
+
+    @property
+    def best_sgd_lr(self) -> float | None:
+        """The healthy SGD rate with the lowest mean validation loss."""
+        best = self.best_sgd
+        return best.lr if best is not None else None
+
+    @property
+    def adam(self) -> MethodStats | None:
+        """Adam's run, healthy or not: the ``adam`` entry of the documented JSON schema."""
+        adam = self.baseline("adam")
+        return adam.shown if adam is not None else None
 
 
 @dataclass(frozen=True, slots=True)
 class RankPair:
-    """Where one architecture ranks by Alrao and by its best-tuned SGD (1 = lowest loss)."""
+    """Where one architecture ranks by Alrao and by its best-tuned SGD (1 = lowest loss).
+
+    Tied losses share a rank, the lowest of those they span (1, 1, 3), as Kendall's tau-b
+    and Spearman's rho treat them.
+    """
 
     arch: str
     alrao_rank: int
@@ -98,7 +161,7 @@ class RankPair:
 @dataclass(frozen=True, slots=True)
 class CompareSummary:
     architectures: tuple[ArchComparison, ...]  # in order of first appearance
-    ranking: tuple[RankPair, ...]  # architectures having both a healthy Alrao and SGD, by Alrao rank
+    ranking: tuple[RankPair, ...]  # architectures having both a healthy Alrao and SGD, by Alrao rank, then SGD rank
     kendall_tau: float | None  # between the two rankings; None with fewer than 2 architectures
     spearman_rho: float | None
     alrao_seconds: float  # spent on every Alrao run
@@ -147,13 +210,18 @@ def rank_screen(runs: Iterable[RunResult]) -> list[RankedRun]:
     """Architectures ranked by Alrao's validation loss; failed and diverged ones last.
 
     Healthy entries go by loss, then higher accuracy, then name; diverged ones follow,
-    then failed ones, each in the order the architectures first appeared.
+    then failed ones, each in the order the architectures first appeared. Where the screen
+    also ran baselines (``--baseline``), each entry carries its architecture's.
     """
-    by_arch = _group(run for run in runs if run.method == "alrao")
-    entries = [(arch, summarize_runs(arch_runs)) for arch, arch_runs in by_arch.items()]
+    by_arch = _group(runs)
+    entries = [
+        (arch, summarize_runs(alrao_runs), arch_runs)
+        for arch, arch_runs in by_arch.items()
+        if (alrao_runs := [run for run in arch_runs if run.method == ALRAO])
+    ]
 
     def sort_key(appearance: int) -> tuple:
-        arch, stats = entries[appearance]
+        arch, stats, _ = entries[appearance]
         severity = _SEVERITY[stats.status]
         if severity:
             return (severity, appearance)
@@ -163,20 +231,22 @@ def rank_screen(runs: Iterable[RunResult]) -> list[RankedRun]:
 
     ranked = []
     for rank, appearance in enumerate(sorted(range(len(entries)), key=sort_key), start=1):
-        arch, stats = entries[appearance]
+        arch, stats, arch_runs = entries[appearance]
+        baselines = _baselines(arch_runs)
         ranked.append(
             RankedRun(
                 rank=rank, arch=arch, status=stats.status, val_loss=stats.val_loss,
                 val_loss_std=stats.val_loss_std, val_acc=stats.val_acc, epoch=stats.epoch,
                 lr_selected=stats.lr_selected, params=stats.params, seconds=stats.seconds,
-                reason=stats.reason, curve=stats.curve,
+                reason=stats.reason, curve=stats.curve, val_acc_std=stats.val_acc_std,
+                baselines=baselines, gap=_reference_gap(stats, baselines),
             )
         )
     return ranked
 
 
 def compare_architectures(runs: Iterable[RunResult]) -> CompareSummary:
-    """Alrao against every SGD rate and Adam, per architecture and across them."""
+    """Alrao against every baseline (each SGD rate, Adam, ...), per architecture and across them."""
     runs = list(runs)
     by_arch = _group(runs)
     architectures = tuple(_compare(arch, arch_runs) for arch, arch_runs in by_arch.items())
@@ -188,8 +258,8 @@ def compare_architectures(runs: Iterable[RunResult]) -> CompareSummary:
         ranking=ranking,
         kendall_tau=kendall_tau(alrao_losses, sgd_losses),
         spearman_rho=spearman_rho(alrao_losses, sgd_losses),
-        alrao_seconds=_total_seconds(run for run in runs if run.method == "alrao"),
-        grid_seconds=_total_seconds(run for run in runs if run.method == "sgd"),
+        alrao_seconds=_total_seconds(run for run in runs if run.method == ALRAO),
+        grid_seconds=_total_seconds(run for run in runs if run.method == REFERENCE),
     )
 
 
@@ -204,6 +274,21 @@ def gap(alrao_loss: float | None, best_loss: float | None) -> float | None:
     if not (math.isfinite(alrao_loss) and math.isfinite(best_loss)) or best_loss <= 0:
         return None
     return alrao_loss / best_loss - 1.0
+
+
+def method_order(name: str) -> int:
+    """Where a method's rows and columns go: in registration order, unknown methods last."""
+    registered = list(METHODS)
+    return registered.index(name) if name in registered else len(registered)
+
+
+def describe_method(name: str, rate_count: int) -> tuple[str, bool]:
+    """A method's label and whether it is tuned over a grid of rates, as its class declares;
+    a method not registered here is shown by its name, as a grid if it ran at several rates."""
+    method = METHODS.get(name)
+    if method is None:
+        return name, rate_count > 1
+    return method.label, method.tuned_over_grid
 
 
 def kendall_tau(xs: Sequence[float], ys: Sequence[float]) -> float | None:
@@ -247,13 +332,9 @@ def spearman_rho(xs: Sequence[float], ys: Sequence[float]) -> float | None:
 
 
 def _compare(arch: str, runs: list[RunResult], seed: int | None = None) -> ArchComparison:
-    alrao_runs = [run for run in runs if run.method == "alrao"]
+    alrao_runs = [run for run in runs if run.method == ALRAO]
     alrao = summarize_runs(alrao_runs) if alrao_runs else None
-    sgd = _grid([run for run in runs if run.method == "sgd"])
-    best = _best_healthy(sgd)
-    adam_grid = _grid([run for run in runs if run.method == "adam"])
-    adam = _best_healthy(adam_grid) or (adam_grid[0] if adam_grid else None)
-    healthy_alrao = alrao.val_loss if alrao is not None and alrao.status == "ok" else None
+    baselines = _baselines(runs)
     per_seed: tuple[ArchComparison, ...] = ()
     if seed is None:
         seeds = sorted({run.seed for run in runs})
@@ -261,18 +342,26 @@ def _compare(arch: str, runs: list[RunResult], seed: int | None = None) -> ArchC
             _compare(arch, [run for run in runs if run.seed == each], each) for each in seeds
         )
     return ArchComparison(
-        arch=arch,
-        alrao=alrao,
-        sgd=sgd,
-        adam=adam,
-        best_sgd_lr=best.lr if best is not None else None,
-        gap=gap(healthy_alrao, best.val_loss if best is not None else None),
-        seed=seed,
-        per_seed=per_seed,
+        arch=arch, alrao=alrao, baselines=baselines, gap=_reference_gap(alrao, baselines),
+        seed=seed, per_seed=per_seed,
     )
 
 
-def _grid(runs: list[RunResult]) -> tuple[MethodStats, ...]:
+def _baselines(runs: list[RunResult]) -> tuple[BaselineStats, ...]:
+    """Each baseline method among ``runs``: registered ones in registration order, then any
+    other in order of appearance, each described as its class declares."""
+    by_method: dict[str, list[RunResult]] = {}
+    for run in runs:
+        if run.method != ALRAO:
+            by_method.setdefault(run.method, []).append(run)
+    entries = []
+    for name in sorted(by_method, key=method_order):
+        rates = _by_rate(by_method[name])
+        entries.append(BaselineStats(name, *describe_method(name, len(rates)), rates))
+    return tuple(entries)
+
+
+def _by_rate(runs: list[RunResult]) -> tuple[MethodStats, ...]:
     """One summary per rate, by increasing rate."""
     by_rate: dict[float | None, list[RunResult]] = {}
     for run in runs:
@@ -281,10 +370,12 @@ def _grid(runs: list[RunResult]) -> tuple[MethodStats, ...]:
     return tuple(summarize_runs(by_rate[lr]) for lr in rates)
 
 
-def _best_healthy(grid: tuple[MethodStats, ...]) -> MethodStats | None:
-    """The healthy entry with the lowest loss; the smaller rate wins a tie."""
-    healthy = [stats for stats in grid if stats.status == "ok" and stats.val_loss is not None]
-    return min(healthy, key=lambda stats: stats.val_loss) if healthy else None
+def _reference_gap(alrao: MethodStats | None, baselines: tuple[BaselineStats, ...]) -> float | None:
+    """Alrao's gap to the best SGD rate, when Alrao finished ok and some rate did."""
+    reference = next((entry for entry in baselines if entry.method == REFERENCE), None)
+    best = reference.best if reference is not None else None
+    healthy_alrao = alrao.val_loss if alrao is not None and alrao.status == "ok" else None
+    return gap(healthy_alrao, best.val_loss if best is not None else None)
 
 
 def _rank_pairs(architectures: tuple[ArchComparison, ...]) -> tuple[RankPair, ...]:
@@ -294,21 +385,18 @@ def _rank_pairs(architectures: tuple[ArchComparison, ...]) -> tuple[RankPair, ..
         if entry.alrao is not None and entry.alrao.status == "ok" and entry.alrao.val_loss is not None
         and entry.best_sgd is not None
     ]
-    alrao_rank = _ordinal_ranks([alrao for _, alrao, _ in both])
-    sgd_rank = _ordinal_ranks([sgd for _, _, sgd in both])
+    alrao_rank = _competition_ranks([alrao for _, alrao, _ in both])
+    sgd_rank = _competition_ranks([sgd for _, _, sgd in both])
     pairs = [
         RankPair(arch, alrao_rank[i], sgd_rank[i], alrao, sgd)
         for i, (arch, alrao, sgd) in enumerate(both)
     ]
-    return tuple(sorted(pairs, key=lambda pair: pair.alrao_rank))
+    return tuple(sorted(pairs, key=lambda pair: (pair.alrao_rank, pair.sgd_rank)))
 
 
-def _ordinal_ranks(values: list[float]) -> list[int]:
-    """1 for the lowest value; ties keep the order of appearance."""
-    ranks = [0] * len(values)
-    for rank, index in enumerate(sorted(range(len(values)), key=values.__getitem__), start=1):
-        ranks[index] = rank
-    return ranks
+def _competition_ranks(values: list[float]) -> list[int]:
+    """1 for the lowest value; tied values share the lowest rank they span (1, 1, 3)."""
+    return [1 + sum(other < value for other in values) for value in values]
 
 
 def _average_ranks(values: Sequence[float]) -> list[float]:

@@ -35,6 +35,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from alrao_cli.errors import AlraoUserError
 
@@ -43,6 +44,8 @@ TORCHVISION_PREFIX = "torchvision:"
 DATA_ARGUMENTS = ("num_classes", "input_shape", "in_channels")
 # What the `fits` words of the zoo mean, in the words `alrao models` shows.
 SHAPE_LABELS = {"sequence": "1-D [L]", "image": "image [C,H,W]"}
+# How many dimensions one example has, for each `fits` word: a 1-D signal may carry channels.
+SHAPE_RANKS = {"sequence": (1, 2), "image": (3,)}
 _GLOB_CHARACTERS = frozenset("*?[")
 _ARCH_FORMS = "a .py file, file.py:Name, a zoo name or torchvision:NAME"
 
@@ -59,6 +62,16 @@ class ModelEntry:
     def fits_label(self) -> str:
         """The input shapes it fits, as users read them: ``1-D [L], image [C,H,W]``."""
         return ", ".join(SHAPE_LABELS.get(fit, fit) for fit in self.fits)
+
+    def fits_shape(self, input_shape: tuple[int, ...]) -> bool:
+        """Whether the model takes examples shaped ``input_shape`` (``[40]``, ``[3, 32, 32]``).
+
+        A ``fits`` word alrao does not know is the author's own and cannot be checked, so
+        it never rules a model out.
+        """
+        if any(fit not in SHAPE_RANKS for fit in self.fits):
+            return True
+        return any(len(input_shape) in SHAPE_RANKS[fit] for fit in self.fits)
 
 
 # Registered models, by the resolved path of the file that defines them, in registration order.
@@ -115,6 +128,34 @@ def list_torchvision_models(pattern: str = "*") -> list[str]:
 
     names = torchvision.models.list_models(module=torchvision.models)
     return sorted((name for name in names if _matches(name, pattern)), key=natural_key)
+
+
+def find_zoo(pattern: str) -> list[ModelEntry]:
+    """:func:`list_zoo`, but a pattern that matches nothing is an error naming the closest models."""
+    entries = list_zoo(pattern)
+    if not entries:
+        names = [entry.name for entry in list_zoo()]
+        listing = f"`alrao models` lists the zoo: {', '.join(names)}"
+        raise _no_match(pattern, names, "zoo model", listing)
+    return entries
+
+
+def find_torchvision_models(pattern: str) -> list[str]:
+    """:func:`list_torchvision_models`, but a pattern that matches nothing is an error."""
+    names = list_torchvision_models(pattern)
+    if not names:
+        listing = "`alrao models --torchvision` lists them all"
+        raise _no_match(pattern, list_torchvision_models(), "torchvision classification model", listing)
+    return names
+
+
+def _no_match(pattern: str, names: list[str], what: str, listing: str) -> AlraoUserError:
+    """A pattern that matches nothing: say so, with the names that hold or resemble its letters."""
+    letters = "".join(character for character in pattern.lower() if character not in "*?[]")
+    holding = [name for name in names if letters and letters in name.lower()]
+    close = _unique([*holding, *difflib.get_close_matches(letters, names, n=3)])[:3]
+    suggestion = f"did you mean {', '.join(close)}? " if close else ""
+    return AlraoUserError(f"no {what} matches {pattern!r}", hint=suggestion + listing)
 
 
 def models_in_file(path: str | Path) -> list[ModelEntry]:
@@ -193,7 +234,7 @@ def _execute(source: Path, shown: str) -> ModuleType:
         raise AlraoUserError(
             f"syntax error in {where}, line {error.lineno}: {error.msg}",
             hint="fix the model file",
-        ) from None
+        ) from error  # kept, so that --debug shows the offending line
     except (Exception, SystemExit) as error:
         _forget(source, module_name)
         raise AlraoUserError(
@@ -334,10 +375,7 @@ def _unique(names: Iterable[str]) -> list[str]:
 def _expand_zoo(name: str) -> list[str]:
     zoo = _zoo_entries()
     if _is_pattern(name):
-        matched = [entry.name for entry in list_zoo(name)]
-        if not matched:
-            raise AlraoUserError(f"no zoo model matches {name!r}", hint="run `alrao models` to list them")
-        return matched
+        return [entry.name for entry in find_zoo(name)]
     if name not in zoo:
         close = difflib.get_close_matches(name.lower(), list(zoo), n=3)
         suggestion = f"did you mean {', '.join(close)}? " if close else ""
@@ -351,10 +389,7 @@ def _expand_zoo(name: str) -> list[str]:
 
 def _expand_torchvision(name: str) -> list[str]:
     if _is_pattern(name):
-        matched = list_torchvision_models(name)
-        if not matched:
-            raise AlraoUserError(f"no torchvision classification model matches {name!r}")
-        return matched
+        return find_torchvision_models(name)
     known = list_torchvision_models()
     if name not in known:
         close = difflib.get_close_matches(name.lower(), known, n=3)
@@ -377,22 +412,10 @@ def build_model(
     user's ``kwargs``, those its signature accepts (``**kwargs`` accepts all). torchvision
     models get ``num_classes``, ``weights=None`` (nothing is downloaded) and ``kwargs``.
     """
-    canonical = expand_arch(arch)
-    if len(canonical) != 1:
-        raise AlraoUserError(
-            f"{arch} names {len(canonical)} models; build them one at a time",
-            hint=f"use one of: {', '.join(canonical)}",
-        )
+    canonical = _single(arch)
     user_kwargs = dict(kwargs or {})
-    parsed = _parse(canonical[0])
-    reserved = {*DATA_ARGUMENTS, "weights"} if parsed.kind == "torchvision" else set(DATA_ARGUMENTS)
-    overridden = sorted(set(user_kwargs) & reserved)
-    if overridden:
-        raise AlraoUserError(
-            f"model argument(s) {', '.join(overridden)} cannot be set for {arch}",
-            hint="alrao sets num_classes, input_shape and in_channels from the data, "
-            "and builds torchvision models untrained",
-        )
+    parsed = _parse(canonical)
+    _check_reserved(arch, parsed, user_kwargs)
     if parsed.kind == "torchvision":
         import torchvision.models
 
@@ -405,8 +428,46 @@ def build_model(
             "input_shape": tuple(input_shape),
             "in_channels": input_shape[0] if len(input_shape) >= 2 else 1,
         }
-        arguments = _arguments_for(canonical[0], factory, offered, user_kwargs)
-    return _call(canonical[0], factory, arguments)
+        arguments = _arguments_for(canonical, factory, offered, user_kwargs)
+    return _call(canonical, factory, arguments)
+
+
+def check_model_arguments(arch: str, kwargs: dict[str, Any]) -> None:
+    """Raise the error :func:`build_model` would raise for these model arguments, building nothing.
+
+    A study checks its config's ``model_kwargs`` this way before anything trains, so that
+    a misspelt argument is a usage error naming the config key rather than a failed run.
+    A factory taking ``**kwargs`` (torchvision's among them) accepts any name here.
+    """
+    canonical = _single(arch)
+    parsed = _parse(canonical)
+    _check_reserved(arch, parsed, kwargs)
+    if parsed.kind != "torchvision":
+        parameters = _keyword_signature(_factory(parsed))
+        if parameters is not None:
+            _accepted_names(canonical, parameters, kwargs)
+
+
+def _single(arch: str) -> str:
+    """The one canonical ARCH that ``arch`` names; naming several is an error."""
+    canonical = expand_arch(arch)
+    if len(canonical) != 1:
+        raise AlraoUserError(
+            f"{arch} names {len(canonical)} models; build them one at a time",
+            hint=f"use one of: {', '.join(canonical)}",
+        )
+    return canonical[0]
+
+
+def _check_reserved(arch: str, parsed: _Arch, user_kwargs: dict[str, Any]) -> None:
+    reserved = {*DATA_ARGUMENTS, "weights"} if parsed.kind == "torchvision" else set(DATA_ARGUMENTS)
+    overridden = sorted(set(user_kwargs) & reserved)
+    if overridden:
+        raise AlraoUserError(
+            f"model argument(s) {', '.join(overridden)} cannot be set for {arch}",
+            hint="alrao sets num_classes, input_shape and in_channels from the data, "
+            "and builds torchvision models untrained",
+        )
 
 
 def _factory(parsed: _Arch) -> Callable[..., Any]:
@@ -416,17 +477,19 @@ def _factory(parsed: _Arch) -> Callable[..., Any]:
     return _lookup_in_file(module, source, parsed)
 
 
-def _arguments_for(
-    arch: str, factory: Callable[..., Any], offered: dict[str, Any], user_kwargs: dict[str, Any]
-) -> dict[str, Any]:
-    """The keyword arguments ``factory``'s signature takes, from the offered and the user's."""
-    everything = {**offered, **user_kwargs}
+def _keyword_signature(factory: Callable[..., Any]) -> list[inspect.Parameter] | None:
+    """The factory's parameters; None when it takes any keyword (``**kwargs``, or no signature to read)."""
     try:
         parameters = list(inspect.signature(factory).parameters.values())
     except (TypeError, ValueError):  # no signature to read (a builtin): let the call decide
-        return everything
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return everything
+        return None
+    return parameters
+
+
+def _accepted_names(arch: str, parameters: list[inspect.Parameter], user_kwargs: dict[str, Any]) -> list[str]:
+    """The names the parameters take by keyword; a user's argument among none of them is an error."""
     by_keyword = [
         p.name
         for p in parameters
@@ -439,6 +502,18 @@ def _arguments_for(
             f"{arch} does not take the model argument(s) {', '.join(rejected)}",
             hint=f"it takes: {', '.join(settable)}" if settable else "it takes no model arguments",
         )
+    return by_keyword
+
+
+def _arguments_for(
+    arch: str, factory: Callable[..., Any], offered: dict[str, Any], user_kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The keyword arguments ``factory``'s signature takes, from the offered and the user's."""
+    everything = {**offered, **user_kwargs}
+    parameters = _keyword_signature(factory)
+    if parameters is None:
+        return everything
+    by_keyword = _accepted_names(arch, parameters, user_kwargs)
     arguments = {name: value for name, value in everything.items() if name in by_keyword}
     missing = [
         p.name
@@ -474,5 +549,16 @@ def _call(arch: str, factory: Callable[..., Any], arguments: dict[str, Any]) -> 
 
 
 def count_parameters(model: nn.Module) -> int:
-    """How many trainable numbers the model has (shared parameters counted once)."""
+    """How many trainable numbers the model has (shared parameters counted once).
+
+    A lazy layer (``nn.LazyLinear``, ``nn.LazyConv2d``...) has no size until its first
+    forward pass; counting before one is an error that says so, never a wrong number.
+    """
+    lazy = [name for name, p in model.named_parameters() if is_lazy(p)]
+    if lazy:
+        shown = ", ".join(lazy[:3]) + (f" and {len(lazy) - 3} more" if len(lazy) > 3 else "")
+        raise ValueError(
+            f"cannot count the parameters of {type(model).__name__} yet: {shown} not initialized "
+            "(lazy layers take their size from the first input); count them after a forward pass"
+        )
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

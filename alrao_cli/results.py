@@ -154,11 +154,12 @@ class RunResult:
         history = data.get("history") or []
         if not isinstance(history, list):
             raise ValueError("history: expected a list")
+        lr = _optional_float(data, "lr")
         return cls(
-            key=_str(data, "key"),
+            key=_key_with_rate(_str(data, "key"), lr),
             arch=_str(data, "arch"),
             method=_str(data, "method"),
-            lr=_optional_float(data, "lr"),
+            lr=lr,
             seed=_int(data, "seed"),
             status=status,
             reason=_optional_str(data, "reason"),
@@ -327,6 +328,18 @@ def load_study(run_dir: Path) -> StudyResult:
         return StudyResult.from_dict(data)
     except (KeyError, TypeError, ValueError) as error:
         raise AlraoUserError(f"{path} is corrupt: {_describe(error)}", hint=_CORRUPT_HINT) from None
+
+
+def _key_with_rate(key: str, lr: float | None) -> str:
+    """A run's key with its rate, as ``plan.run_key`` writes them: ``mlp|adam|lr=0.001|seed=0``.
+
+    Keys written before every single-rate method carried its rate (``mlp|adam|seed=0``) are
+    read in that form, so that a run directory from then resumes without training again.
+    """
+    if lr is None or "|lr=" in key or "|seed=" not in key:
+        return key
+    head, seed = key.rsplit("|seed=", 1)
+    return f"{head}|lr={lr:.12g}|seed={seed}"
 
 
 def _describe(error: Exception) -> str:

@@ -8,6 +8,7 @@ what the run showed.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from rich.console import Console
@@ -30,9 +31,7 @@ def study_json(study: StudyResult, run_dir: Path) -> dict:
 def study_tables(study: StudyResult) -> list[Table]:
     if study.kind == "compare":
         return report.compare_tables(compare_architectures(study.runs))
-    has_baselines = any(run.method != "alrao" for run in study.runs)
-    baselines = compare_architectures(study.runs) if has_baselines else None
-    return [report.screen_table(rank_screen(study.runs), baselines)]
+    return [report.screen_table(rank_screen(study.runs))]
 
 
 def print_report(study: StudyResult, run_dir: Path, output_format: str, out: Console) -> None:
@@ -71,9 +70,11 @@ def print_outcome(outcome, out: Console, err: Console, json_out: bool, quiet: bo
     else:
         print_report(study, run_dir, "table", out)
     if outcome.interrupted:  # even with --quiet: this is the one line the user needs
+        cause = "terminated (SIGTERM)" if outcome.terminated else "interrupted"
+        command = f"alrao {study.kind} --resume {shlex.quote(str(run_dir))}"
         err.print(
-            f"[yellow]interrupted[/]: {len(study.runs)} run(s) saved in {escape(str(run_dir))}. "
-            f"Resume with:\n  alrao {study.kind} --resume {escape(str(run_dir))}",
+            f"[yellow]{cause}[/]: {len(study.runs)} run(s) saved in {escape(str(run_dir))}. "
+            f"Resume with:\n  {escape(command)}",
             highlight=False,
             soft_wrap=True,  # a command to copy: never wrapped
         )
@@ -100,9 +101,6 @@ def print_models(pattern: str, torchvision_models: bool, json_out: bool, out: Co
                 out.print(f"torchvision:{name}", highlight=False)
         return
     entries = list_zoo(pattern)
-    if not entries and not json_out:
-        out.print(f"no zoo model matches {pattern!r} (try `alrao models` for them all)", highlight=False)
-        return
     rows = []
     for entry in entries:
         params = count_parameters(build_model(entry.name, 10, (40,)))

@@ -123,6 +123,30 @@ def per_seed_taus(summary: CompareSummary) -> dict[int, float | None]:
     }
 
 
+def seed_to_seed_taus(summary: CompareSummary) -> dict[str, float | None]:
+    """Kendall's tau between the rankings of two seeds, for Alrao and for the tuned SGD.
+
+    The noise floor of the headline figure: if tuned SGD does not rank the architectures
+    the same way from one seed to the next, no screen can agree with it more than that.
+    """
+    losses: dict[str, dict[int, dict[str, float]]] = {"alrao": {}, "best_sgd": {}}
+    for entry in summary.architectures:
+        for one in entry.per_seed:
+            if one.alrao is not None and one.alrao.status == "ok" and one.alrao.val_loss is not None:
+                losses["alrao"].setdefault(one.seed, {})[entry.arch] = one.alrao.val_loss
+            if one.best_sgd is not None:
+                losses["best_sgd"].setdefault(one.seed, {})[entry.arch] = one.best_sgd.val_loss
+    taus: dict[str, float | None] = {}
+    for method, by_seed in losses.items():
+        seeds = sorted(by_seed)
+        if len(seeds) < 2:
+            continue
+        first, second = by_seed[seeds[0]], by_seed[seeds[1]]
+        common = sorted(first.keys() & second.keys())
+        taus[method] = kendall_tau([first[a] for a in common], [second[a] for a in common]) if len(common) > 1 else None
+    return taus
+
+
 def _num(value: float | None, spec: str) -> str:
     return "—" if value is None or not math.isfinite(value) else format(value, spec)
 
@@ -183,6 +207,10 @@ def print_figures(summary: CompareSummary, config, run_dir: Path, wall: float) -
     if len(taus) > 1:
         shown = ", ".join(f"seed {seed}: {_num(value, '.3f')}" for seed, value in taus.items())
         print(f"Kendall tau per seed: {shown}")
+    reproducibility = seed_to_seed_taus(summary)
+    if reproducibility:
+        shown = ", ".join(f"{method} {_num(value, '.3f')}" for method, value in reproducibility.items())
+        print(f"Kendall tau between the first two seeds' rankings (the noise floor): {shown}")
     print(f"seconds: Alrao {summary.alrao_seconds:.1f}, SGD grid {summary.grid_seconds:.1f}, "
           f"benchmark wall time {wall:.1f}")
     print(f"rankings compared over {len(summary.ranking)} architecture(s) with both a healthy Alrao and SGD run")
@@ -191,6 +219,7 @@ def print_figures(summary: CompareSummary, config, run_dir: Path, wall: float) -
         "kendall_tau": tau, "spearman_rho": rho, "median_gap": gap, "cost_ratio": cost,
         "gaps": {entry.arch: entry.gap for entry in summary.architectures},
         "per_seed_kendall_tau": {str(seed): value for seed, value in taus.items()},
+        "seed_to_seed_kendall_tau": reproducibility,
         "seconds": {"alrao": summary.alrao_seconds, "grid": summary.grid_seconds, "wall": wall},
         "targets": {"kendall_tau": TAU_TARGET, "median_gap": GAP_TARGET, "cost_ratio": COST_TARGET},
         "epochs": epochs, "seeds": config.seeds, "subset": config.subset, "grid": list(config.grid),

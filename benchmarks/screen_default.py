@@ -1,7 +1,8 @@
 """What the default ``alrao screen`` costs: wall time and peak memory, as a user runs it.
 
 Runs ``python -m alrao_cli screen --quiet --out <tmpdir>`` in a subprocess (the whole zoo
-on MNIST-1D, the default epochs, on the CPU), then prints its final table, the wall time
+on MNIST-1D, the default epochs, on the default device: ``auto``, so a GPU where there is
+one), then prints its final table, the device the screen chose, the wall time
 of the whole command (start-up, data, training, plots), its peak resident memory
 (``getrusage(RUSAGE_CHILDREN).ru_maxrss``), and each architecture's training seconds from
 ``results.json``. Nothing is asserted; the exit code is 0 unless the screen itself failed
@@ -9,6 +10,7 @@ to produce results.
 
     python benchmarks/screen_default.py                               # the real figures
     python benchmarks/screen_default.py --epochs 1 --archs mlp cnn1d  # a quick check
+    python benchmarks/screen_default.py --device cpu                  # the CPU on a GPU machine
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--archs", nargs="+", default=[], help="architectures (default: the whole zoo)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the tool's default)")
-    parser.add_argument("--device", default="cpu", help="device of the screen (default: cpu)")
+    parser.add_argument("--device", default=None, help="device of the screen (default: the tool's, auto)")
     parser.add_argument("--out", type=Path, default=None, help="keep the run directory here (default: a temporary one)")
     return parser.parse_args(argv)
 
@@ -65,6 +67,12 @@ def per_arch_seconds(results: dict) -> dict[str, dict]:
     return table
 
 
+def resolved_device(results: dict) -> str:
+    """The device the screen trained on, as its runs recorded it (``auto`` resolved)."""
+    devices = {run["spec"]["device"] for run in results["runs"] if run.get("spec")}
+    return ", ".join(sorted(devices)) or "unknown (no run started)"
+
+
 def run(args: argparse.Namespace, run_dir: Path) -> int:
     command = screen_command(run_dir, args)
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
@@ -87,7 +95,8 @@ def run(args: argparse.Namespace, run_dir: Path) -> int:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     trained = sum(entry["seconds"] for entry in archs.values())
     print()
-    print(f"default alrao screen: {len(archs)} architecture(s), device {args.device}, "
+    asked = args.device or "auto (the default)"
+    print(f"default alrao screen: {len(archs)} architecture(s), device {asked} -> {resolved_device(results)}, "
           f"{os.cpu_count()} CPU core(s)")
     print(f"exit code        {done.returncode}")
     print(f"wall time        {wall:.1f} s  ({wall / 60:.1f} min)")

@@ -15,16 +15,20 @@ import json
 import math
 import re
 import statistics
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from alrao_cli.cli import app
+from alrao_cli import report
+from alrao_cli.cli import app, main
 from alrao_cli.ranking import kendall_tau
+from alrao_cli.results import load_study
 
 runner = CliRunner()
+STATS_KEYS = {"val_loss", "val_acc", "status", "val_loss_std", "val_acc_std"}
 ARCHS = ["mlp", "cnn1d"]
 GRID = "1e-3:1:3"  # 1e-3, 10**-1.5, 1
 GRID_RATES = [1e-3, 10**-1.5, 1.0]
@@ -228,6 +232,24 @@ def test_compare_writes_non_empty_png_plots(one_seed):
         assert path.stat().st_size > 1000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
+def test_the_curves_drawn_are_every_run_of_the_compare(one_seed):
+    """What the PNGs hold: one curve per run (train and validation), each run in the legend."""
+    out, _ = one_seed
+    raw = load_results(out)
+    figures = report.learning_curve_figures(load_study(out))
+    assert list(figures) == ARCHS
+    for arch, figure in figures.items():
+        train_axes, val_axes = figure.axes
+        labels = [text.get_text() for text in val_axes.get_legend().get_texts()]
+        assert [label.split(" (")[0] for label in labels] == [
+            "alrao", "sgd lr=1.0e-03", "sgd lr=3.2e-02", "sgd lr=1.0e+00", "adam lr=1.0e-03"
+        ]
+        (alrao,) = raw_runs(raw, arch, "alrao")
+        curve = next(line for line in val_axes.get_lines() if line.get_label() == "alrao")
+        assert list(curve.get_ydata()) == pytest.approx([record["val_loss"] for record in alrao["history"]])
+        assert len(train_axes.get_lines()) == len(val_axes.get_lines()) == 5
+
+
 # -- compare: JSON ------------------------------------------------------------------------
 def test_compare_json_is_only_json_with_the_documented_schema(two_seeds):
     out, result = two_seeds
@@ -237,12 +259,12 @@ def test_compare_json_is_only_json_with_the_documented_schema(two_seeds):
     assert [entry["arch"] for entry in payload["architectures"]] == ARCHS
     for entry in payload["architectures"]:
         assert {"arch", "alrao", "sgd", "adam", "best_sgd_lr", "gap"} <= set(entry)
-        assert set(entry["alrao"]) == {"val_loss", "val_acc", "status"}
+        assert set(entry["alrao"]) == STATS_KEYS
         assert entry["alrao"]["status"] == "ok" and 0 <= entry["alrao"]["val_acc"] <= 1
         assert len(entry["sgd"]) == 3
         assert sorted(float(key) for key in entry["sgd"]) == pytest.approx(GRID_RATES, rel=1e-5)
         for stats in entry["sgd"].values():
-            assert set(stats) == {"val_loss", "val_acc", "status"}
+            assert set(stats) == STATS_KEYS
         assert entry["adam"] is None  # --no-adam
     assert set(payload["seconds"]) == {"alrao", "grid"}
     assert payload["seconds"]["alrao"] > 0 and payload["seconds"]["grid"] > 0
@@ -287,6 +309,10 @@ def test_compare_json_with_two_seeds_has_per_seed_values_and_their_means(two_see
             assert one["adam"] is None and len(one["sgd"]) == 3
         mean = statistics.fmean(one["alrao"]["val_loss"] for one in seeds)
         assert entry["alrao"]["val_loss"] == pytest.approx(mean)
+        for key in ("val_loss", "val_acc"):  # the spread over the seeds, as the tables show it
+            per_seed_values = [one["alrao"][key] for one in seeds]
+            assert entry["alrao"][f"{key}_std"] == pytest.approx(statistics.stdev(per_seed_values))
+            assert all(one["alrao"][f"{key}_std"] is None for one in seeds)
         assert entry["alrao"]["val_loss"] == pytest.approx(raw_mean_loss(raw, arch, "alrao"))
         for lr in GRID_RATES:
             per_seed = [sgd_entry(one, lr)["val_loss"] for one in seeds]
@@ -318,7 +344,7 @@ def test_report_json_of_a_run_with_adam(quiet):
     payload = json.loads(invoke("report", str(out), "--format", "json").stdout)
     raw = load_results(out)
     for entry in payload["architectures"]:
-        assert set(entry["adam"]) == {"val_loss", "val_acc", "status"}
+        assert set(entry["adam"]) == STATS_KEYS
         assert entry["adam"]["val_loss"] == pytest.approx(raw_mean_loss(raw, entry["arch"], "adam"))
         assert len(entry["seeds"]) == 1
 
@@ -365,6 +391,82 @@ def test_screen_baselines_add_best_sgd_and_adam_columns(screened):
     (row,) = table_rows(result.stdout, "1")
     assert row[-2] == f"{sgd[best]:.4f} ({best:.1e})"
     assert row[-1] == f"{raw_mean_loss(raw, 'mlp', 'adam'):.4f}"
+
+
+def test_screen_baselines_reach_json_csv_and_markdown(screened):
+    out, _ = screened
+    raw = load_results(out)
+    sgd = {lr: raw_mean_loss(raw, "mlp", "sgd", lr) for lr in (0.01, 0.1)}
+    best = min(sgd, key=sgd.get)
+    alrao, adam = raw_mean_loss(raw, "mlp", "alrao"), raw_mean_loss(raw, "mlp", "adam")
+
+    (entry,) = json.loads(invoke("report", str(out), "--format", "json").stdout)["ranking"]
+    assert entry["best_sgd_lr"] == best and entry["best_sgd_val_loss"] == pytest.approx(sgd[best])
+    assert entry["adam_val_loss"] == pytest.approx(adam)
+    assert entry["gap"] == pytest.approx(alrao / sgd[best] - 1)
+    (row,) = csv.DictReader(io.StringIO(invoke("report", str(out), "--format", "csv").stdout))
+    assert float(row["best_sgd_lr"]) == best and float(row["adam_val_loss"]) == pytest.approx(adam)
+    markdown = invoke("report", str(out), "--format", "markdown").stdout
+    assert f"| {sgd[best]:.4f} ({best:.1e}) | {adam:.4f} |" in markdown
+
+
+@pytest.fixture
+def toy_baseline():
+    """A baseline registered as a user would add one: one class, no other change anywhere."""
+    from alrao_cli.methods import METHODS, AdamMethod, register_method
+
+    @register_method("toy")
+    class Toy(AdamMethod):
+        label = "Toy"
+        default_lr = 0.01
+
+    yield
+    del METHODS["toy"]
+
+
+def test_only_the_baselines_asked_for_are_shown_and_a_registered_one_just_works(toy_baseline, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(
+        "screen", "mlp", "--baseline", "adam", "--baseline", "toy", "--subset", "256", "--epochs", "1",
+        "--no-plots", "--json", "--out", str(out),
+    )
+    assert result.exit_code == 0, result.output
+    raw = load_results(out)
+    assert [(run["key"], run["status"]) for run in raw["runs"]] == [
+        ("mlp|alrao|seed=0", "ok"), ("mlp|adam|lr=0.001|seed=0", "ok"), ("mlp|toy|lr=0.01|seed=0", "ok"),
+    ]
+    (entry,) = json.loads(result.stdout)["ranking"]
+    assert entry["adam_val_loss"] == pytest.approx(raw_mean_loss(raw, "mlp", "adam"))
+    assert entry["toy_val_loss"] == pytest.approx(raw_mean_loss(raw, "mlp", "toy"))
+    assert "best_sgd_lr" not in entry and "gap" not in entry  # no SGD grid ran
+    table = invoke("report", str(out)).stdout
+    assert "Adam" in table and "Toy" in table and "SGD" not in table
+    (row,) = table_rows(table, "1")
+    assert row[-2:] == [f"{raw_mean_loss(raw, 'mlp', 'adam'):.4f}", f"{raw_mean_loss(raw, 'mlp', 'toy'):.4f}"]
+
+
+# -- report options -----------------------------------------------------------------------
+def test_report_refuses_an_unknown_format_in_one_clear_line(quiet, monkeypatch, capsys):
+    out, _ = quiet
+    monkeypatch.setattr(sys, "argv", ["alrao", "report", str(out), "--format", "yaml"])
+    with pytest.raises(SystemExit) as exited:
+        main()  # the console entry point, as a user meets it
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    [line] = [line for line in captured.err.splitlines() if line.strip()]
+    assert line.startswith("error:") and "'yaml' is not one of 'table', 'json', 'csv', 'markdown'" in line
+    assert captured.out == ""
+
+
+def test_report_draws_the_plots_elsewhere_for_a_read_only_run(quiet, tmp_path):
+    out, _ = quiet  # run with --no-plots
+    elsewhere = tmp_path / "plots"
+    result = invoke("report", str(out), "--plots-dir", str(elsewhere))
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in elsewhere.iterdir()) == sorted(
+        [f"curves-{arch}.png" for arch in ARCHS] + [f"posterior-{arch}.png" for arch in ARCHS] + ["ranking.png"]
+    )
+    assert not list(out.glob("*.png"))
 
 
 # -- ranking ------------------------------------------------------------------------------

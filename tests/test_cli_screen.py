@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ import yaml
 from typer.testing import CliRunner
 
 from alrao_cli.cli import app
+from alrao_cli.config import StudyConfig, build_config, load_config_file
+from support import two_colour_images
 
 runner = CliRunner()
 QUICK = ["--subset", "256", "--epochs", "2", "--no-plots"]
@@ -91,6 +95,30 @@ def test_steps_budget_and_a_user_model_file(tmp_path):
     assert run["history"][-1]["step"] == 5
 
 
+LAZY_MODEL = """
+from torch import nn
+
+class LazyNet(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.LazyLinear(16), nn.ReLU())
+        self.head = nn.LazyLinear(num_classes)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+"""
+
+
+def test_a_model_with_lazy_layers_is_sized_by_the_data_and_screened(tmp_path):
+    model_file = tmp_path / "lazy.py"
+    model_file.write_text(LAZY_MODEL)
+    out = tmp_path / "run"
+    result = invoke("screen", str(model_file), "--subset", "64", "--steps", "3", "--no-plots", "--device", "cpu", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    (run,) = load_results(out)["runs"]
+    assert run["status"] == "ok" and run["params"] == (40 * 16 + 16) + (16 * 10 + 10)  # MNIST-1D: [40], 10 classes
+
+
 def test_report_redraws_the_same_table(tmp_path):
     out = tmp_path / "run"
     first = invoke("screen", "mlp", "cnn1d", *QUICK, "--out", str(out), "--quiet")
@@ -105,8 +133,73 @@ def test_models_lists_the_zoo_and_init_writes_a_loadable_config(tmp_path):
     assert {"mlp", "cnn1d", "lstm", "gru"} <= names
     path = tmp_path / "alrao.yaml"
     assert invoke("init", str(path)).exit_code == 0
-    assert "lr_min" in path.read_text() or "lr-min" in path.read_text()
+    values = load_config_file(path)
+    assert set(values) == {option.name for option in fields(StudyConfig)}  # every option, each a valid key
+    assert build_config(values, {}) == StudyConfig()
     assert invoke("init", str(path)).exit_code == 2  # refuses to overwrite
+    out = tmp_path / "run"
+    tiny = ["mlp", "--subset", "64", "--steps", "2", "--no-plots", "--device", "cpu", "--out", str(out), "--quiet"]
+    result = invoke("screen", "--config", str(path), *tiny)
+    assert result.exit_code == 0, result.output
+    (run,) = load_results(out)["runs"]
+    assert run["status"] == "ok" and run["history"][-1]["step"] == 2
+
+
+BAD_MODELS_PATTERNS = [
+    (["zzz"], "no zoo model matches 'zzz'", "lists the zoo: cnn1d, gru"),
+    (["cnn"], "no zoo model matches 'cnn'", "did you mean cnn1d"),
+    (["--json", "lstn*"], "no zoo model matches 'lstn*'", "did you mean lstm"),
+    (["--torchvision", "resnet"], "no torchvision classification model matches 'resnet'", "did you mean resnet18"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message", "hint"), BAD_MODELS_PATTERNS, ids=[" ".join(c[0]) for c in BAD_MODELS_PATTERNS])
+def test_models_with_a_pattern_matching_nothing_is_a_one_line_usage_error(argv, message, hint):
+    result = runner.invoke(app, ["models", *argv])
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {message}") and hint in line and "Traceback" not in result.output
+
+
+def test_models_with_a_pattern_lists_only_the_matches():
+    rows = json.loads(invoke("models", "--json", "*NET_small").stdout)
+    assert [row["name"] for row in rows] == ["mobilenet_small", "resnet_small"]
+    assert [row["fits"] for row in rows] == ["1-D [L], image [C,H,W]"] * 2
+    names = invoke("models", "--torchvision", "resnet1*").stdout.split()
+    assert names == ["torchvision:resnet18", "torchvision:resnet101", "torchvision:resnet152"]
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        ("archs: [mlp]\nmodel_kwargs: {mpl: {width: 16}}\n",
+         "error: config key 'model_kwargs.mpl' names no architecture of this study (did you mean 'mlp'?"),
+        ("model_kwargs: {mlp: {bogus: 1}}\n",
+         "error: config key 'model_kwargs.mlp': mlp does not take the model argument(s) bogus (it takes: width, depth)"),
+        ("heads: {cnn1: head}\n", "error: config key 'heads.cnn1' names no architecture of this study (did you mean 'cnn1d'?"),
+    ],
+    ids=["kwargs-typo", "bad-argument", "heads-typo"],
+)
+def test_config_keys_for_no_architecture_are_usage_errors(tmp_path, config_text, message):
+    config = tmp_path / "screen.yaml"
+    config.write_text(config_text)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["screen", "--config", str(config), *QUICK, "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(message) and "Traceback" not in result.output
+    assert not out.exists()  # refused before anything trained
+
+
+def test_the_whole_zoo_on_images_leaves_out_the_1d_cnn_and_succeeds(tmp_path):
+    root = two_colour_images(tmp_path / "images", per_class=6, size=10)
+    out = tmp_path / "run"
+    argv = ["screen", "--data", f"imagefolder:{root}", "--steps", "1", "--batch-size", "4", "--no-plots"]
+    result = invoke(*argv, "--device", "cpu", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "note: skipped cnn1d (fits 1-D [L]): the data's examples are shaped [3, 32, 32]" in result.output
+    archs = {run["arch"] for run in load_results(out)["runs"]}
+    assert archs == {"gru", "lstm", "mlp", "mobilenet_small", "resnet_small", "vgg_small"}
 
 
 @pytest.mark.slow
@@ -115,7 +208,16 @@ def test_real_subprocess_screen(tmp_path):
     command = [sys.executable, "-m", "alrao_cli", "screen", "mlp", "cnn1d", *QUICK, "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert done.returncode == 0, done.stderr
-    assert "mlp" in done.stdout and "cnn1d" in done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Ranked by best validation loss")
+    header = next(line for line in lines if line.startswith("┃"))
+    assert re.fullmatch(r"┃ # ┃ architecture ┃\s*params ┃ val loss ┃\s*acc ┃ epoch ┃\s*lr ┃ time ┃ curve ┃", header)
+    assert lines.index(header) - 1 == next(i for i, line in enumerate(lines) if line.startswith("┏"))
+    rows = [line for line in lines if line.startswith("│")]
+    assert [re.match(r"│ (\d) │ (\w+)", row).groups() for row in rows] in (
+        [("1", "mlp"), ("2", "cnn1d")], [("1", "cnn1d"), ("2", "mlp")],
+    )
+    assert lines[-1].startswith("└") and lines[-1].endswith("┘")
     runs = load_results(out)["runs"]
     assert {run["arch"] for run in runs} == {"mlp", "cnn1d"}
     assert all(run["history"][-1]["val_loss"] < 10 for run in runs)
@@ -138,3 +240,10 @@ def test_screen_on_an_image_folder_made_here(tmp_path):
     assert result.exit_code == 0, result.output
     (run,) = load_results(out)["runs"]
     assert run["status"] == "ok" and run["history"][0]["val_acc"] is not None
+
+
+@pytest.mark.parametrize("baseline, noted", [([], True), (["--baseline", "adam"], True), (["--baseline", "sgd-grid"], False)])
+def test_a_grid_without_the_sgd_baseline_is_noted(baseline, noted, tmp_path):
+    result = invoke("screen", "mlp", *QUICK, "--grid", "0.1", *baseline, "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert ("note: --grid only sets the rates of --baseline sgd-grid" in result.output) == noted

@@ -491,3 +491,11 @@ def test_the_commented_model_kwargs_example_works_when_uncommented():
     values = yaml.safe_load("\n".join(line[2:] for line in example))
     config = build_config(values, {})
     assert config.model_kwargs == {"mlp": {"width": 256, "depth": 2}, "my_models.py:Net": {"dropout": 0.1}}
+
+
+def test_the_configuration_reference_documents_every_key_once():
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    documented = re.findall(r"^\| `(\w+)` \|", reference, flags=re.MULTILINE)
+    keys = [option.name for option in fields(StudyConfig)]
+    assert sorted(set(documented) & set(keys)) == sorted(keys)
+    assert all(documented.count(key) == 1 for key in keys)

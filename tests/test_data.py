@@ -387,6 +387,64 @@ def test_large_imagefolder_is_lazy_with_identical_batches(image_folder: Path, mo
         assert all(torch.allclose(a, c, atol=1e-6) and torch.equal(b, d) for (a, b), (c, d) in zip(fast, slow))
 
 
+def test_hidden_folders_and_files_are_no_part_of_an_image_folder(tmp_path: Path) -> None:
+    root = tmp_path / "pictures"
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        for index in range(3):
+            Image.new("RGB", (6, 6), CLASS_COLOURS[name]).save(root / name / f"{index}.png")
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / ".ipynb_checkpoints" / "notes-checkpoint.ipynb").write_text("{}")  # no image: a class would fail
+    (root / ".hidden").mkdir()
+    Image.new("RGB", (6, 6)).save(root / ".hidden" / "0.png")
+    (root / "__MACOSX" / "cat").mkdir(parents=True)
+    (root / "__MACOSX" / "cat" / "._0.png").write_bytes(b"resource fork, not an image")
+    (root / "cat" / "._0.png").write_bytes(b"resource fork, not an image")
+    (root / "cat" / ".ipynb_checkpoints").mkdir()
+    Image.new("RGB", (6, 6)).save(root / "cat" / ".ipynb_checkpoints" / "0-checkpoint.png")
+    loaded = load_data(DataSpec(f"imagefolder:{root}", val_fraction=0.34))
+    assert loaded.info.num_classes == 2 and loaded.info.train_size + loaded.info.val_size == 6
+    everything = [loaded.train[i] for i in range(len(loaded.train))] + [loaded.val[i] for i in range(len(loaded.val))]
+    for x, y in everything:  # the black checkpoint copy would not have its class's colour
+        colour = ("cat", "dog")[int(y)]
+        expected = expected_pixel(list(CLASS_COLOURS).index(colour)).view(3, 1, 1).expand(3, 32, 32)
+        assert torch.allclose(x, expected, atol=1e-5)
+
+
+def test_images_of_every_mode_load_as_the_same_rgb_pixels(tmp_path: Path) -> None:
+    """Grey 100 stored as RGB, L, LA, P, RGBA, 16-bit or JPEG reads back as RGB (100, 100, 100)."""
+    root = tmp_path / "modes"
+    grey = np.full((5, 7), 100, dtype=np.uint8)
+    palette = Image.new("P", (7, 5), 2)
+    palette.putpalette([0, 0, 0] * 2 + [100, 100, 100] + [0, 0, 0] * 253)
+    images = {
+        "rgb.png": Image.new("RGB", (7, 5), (100, 100, 100)),
+        "grey.png": Image.fromarray(grey, "L"),
+        "grey_alpha.png": Image.fromarray(np.stack([grey, grey // 2], axis=-1), "LA"),
+        "palette.png": palette,
+        "rgba.png": Image.new("RGBA", (7, 5), (100, 100, 100, 30)),
+        "grey16.png": Image.fromarray(grey.astype(np.uint16) * 257),  # 100/255 of the 16-bit range
+        "grey.jpg": Image.fromarray(grey, "L"),
+    }
+    for folder in ("a", "b"):
+        (root / folder).mkdir(parents=True)
+        for name, image in images.items():
+            image.save(root / folder / name)
+    assert Image.open(root / "a" / "grey16.png").mode.startswith("I;16")
+    loaded = load_data(DataSpec(f"imagefolder:{root}", val_fraction=0.25))
+    pixels = torch.cat([loaded.train.inputs, loaded.val.inputs])
+    assert pixels.shape == (14, 3, 32, 32) and pixels.dtype == torch.uint8
+    assert (pixels.int() - 100).abs().max() <= 1  # JPEG may round by one
+
+
+def test_a_subset_larger_than_the_data_keeps_all_of_it(tmp_path: Path) -> None:
+    loaded = load_data(DataSpec(subset=10**6)).info
+    assert (loaded.train_size, loaded.val_size) == (3600, 400)
+    path = write_factory(tmp_path, CLASSIFICATION_FACTORY)
+    factory = load_data(DataSpec(f"python:{path}:tensors", subset=1000)).info
+    assert (factory.train_size, factory.val_size) == (30, 8)
+
+
 # --------------------------------------------------------------------------- python factory
 
 CLASSIFICATION_FACTORY = """
@@ -484,6 +542,14 @@ BAD_FILES = {
     "raises": "def helper():\n    pass\n\ndef make():\n    raise ValueError('bad data')\n",
     "string_targets": "def make():\n    return [(1.0, 'cat')], [(2.0, 'dog')]\n",
     "empty": "def make():\n    return [], [(1, 1)]\n",
+    "arrays": "import numpy as np\n\ndef make():\n    return np.zeros((8, 2)), np.zeros(8, dtype=int)\n",
+    "loaders": (
+        "import torch\nfrom torch.utils.data import DataLoader, TensorDataset\n\ndef make():\n"
+        "    data = TensorDataset(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))\n"
+        "    return DataLoader(data), DataLoader(data)\n"
+    ),
+    "strings": "def make():\n    return 'train.csv', 'val.csv'\n",
+    "mapping": "def make():\n    return {'x': [1.0], 'y': [0]}, {'x': [2.0], 'y': [1]}\n",
 }
 
 
@@ -499,6 +565,10 @@ BAD_FILES = {
         ("raises", "build", "has no function named 'build'"),
         ("string_targets", "make", "must hold tensors, arrays or numbers"),
         ("empty", "make", "train dataset is empty"),
+        ("arrays", "make", "must return (train_dataset, val_dataset), got two arrays"),
+        ("loaders", "make", "its train dataset is a DataLoader, not a map-style dataset"),
+        ("strings", "make", "its train dataset is a str, not a map-style dataset"),
+        ("mapping", "make", "reading item 0 of its train dataset raised KeyError: 0"),
     ],
 )
 def test_bad_python_factories(tmp_path: Path, file: str, factory: str, message: str) -> None:

@@ -93,3 +93,47 @@ def test_registering_file_names_both_models(tmp_path):
     registered = re.findall(r"^@register_model\(.*\)[ \t]*\n(?:def|class) (\w+)", source, flags=re.M)
     assert [arch.rpartition(":")[2] for arch in expand_arch(str(path))] == registered
     assert len(registered) == 2
+
+
+def test_the_zoo_table_of_the_page_is_what_alrao_models_prints():
+    """Each zoo row of the page (name, parameters on MNIST-1D, fits) matches the registry."""
+    from alrao_cli.registry import count_parameters, list_zoo
+
+    rows = re.findall(r"^\| `(\w+)` \| ([\d,]+) \| ([^|]+) \|", PAGE.read_text(encoding="utf-8"), flags=re.M)
+    documented = {name: (int(params.replace(",", "")), fits.strip()) for name, params, fits in rows}
+    actual = {
+        entry.name: (count_parameters(build_model(entry.name, NUM_CLASSES, MNIST1D_SHAPE)), entry.fits_label())
+        for entry in list_zoo()
+    }
+    assert documented == actual
+
+
+def test_the_zoo_files_are_installed_with_the_package_and_work_by_path():
+    """The page's `python -c` line finds the zoo's folder; a zoo file there is an ARCH by path."""
+    import contextlib
+    import io
+
+    command = re.search(r'\$ python -c "(import alrao_cli\.models as zoo; print\(zoo\.__path__\[0\]\))"', PAGE.read_text())
+    assert command, "docs/models.md should say how to find the zoo's files"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(command.group(1), {})  # what `python -c` runs, without starting a second interpreter
+    folder = Path(printed.getvalue().strip())
+    assert folder == Path(__file__).resolve().parents[1] / "alrao_cli" / "models"
+    assert expand_arch(str(folder / "resnet.py")) == [f"{folder / 'resnet.py'}:resnet_small"]
+    model = build_model(f"{folder / 'resnet.py'}:resnet_small", NUM_CLASSES, MNIST1D_SHAPE)
+    assert type(model) is type(build_model("resnet_small", NUM_CLASSES, MNIST1D_SHAPE))  # the zoo's own module
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vit_b_16", "efficientnet_b0"])
+def test_torchvision_classifiers_named_on_the_page_are_accepted(name):
+    assert expand_arch(f"torchvision:{name}") == [f"torchvision:{name}"]
+
+
+@pytest.mark.parametrize("name", ["fasterrcnn_resnet50_fpn", "fcn_resnet50", "r3d_18", "raft_small"])
+def test_torchvision_models_that_are_not_classifiers_are_refused(name):
+    from alrao_cli.errors import AlraoUserError
+
+    assert f"`{name}`" in PAGE.read_text()
+    with pytest.raises(AlraoUserError, match=f"torchvision has no classification model '{name}'"):
+        expand_arch(f"torchvision:{name}")

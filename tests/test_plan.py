@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import pickle
+import textwrap
 
 import pytest
+import torch
+from PIL import Image
 
 from alrao_cli.config import build_config
+from alrao_cli.data import DataInfo
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.executor import SequentialExecutor
-from alrao_cli.plan import plan_study, resolve_device
+from alrao_cli.plan import data_spec_of, plan_study, resolve_device
+from alrao_cli.runner import cached_data
+
+ZOO = ["cnn1d", "gru", "lstm", "mlp", "mobilenet_small", "resnet_small", "vgg_small"]
+IMAGES = DataInfo("images", 10, (3, 32, 32), 100, 10)
+SIGNALS = DataInfo("signals", 10, (40,), 100, 10)
+
+
+def plan(config: dict, kind: str = "screen", data_info: DataInfo | None = SIGNALS):
+    return plan_study(build_config(None, {"device": "cpu", **config}), kind, data_info)
 
 
 def test_a_screen_is_one_alrao_run_per_architecture_and_seed():
@@ -62,11 +74,168 @@ def test_unknown_architectures_are_set_aside_unless_nothing_is_left():
         plan_study(build_config(None, {"archs": ["nozoo"], "device": "cpu"}), "screen")
 
 
-def test_device_resolution():
-    assert resolve_device("cpu") == "cpu"
-    assert resolve_device("auto") in ("cpu", "cuda", "mps")
+def test_when_nothing_can_run_the_first_problem_is_raised_with_its_cause(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def oops(:\n")
+    with pytest.raises(AlraoUserError, match="syntax error in .*broken.py, line 1") as caught:
+        plan({"archs": [str(broken), "nozoo"]})
+    assert isinstance(caught.value.__cause__, SyntaxError)  # what --debug shows
 
 
-def test_the_sequential_executor_yields_results_in_order():
-    results = list(SequentialExecutor().run([3, 1, 2], lambda spec: spec * 10))
-    assert results == [30, 10, 20]
+@pytest.fixture
+def machine(monkeypatch):
+    """Pretend the machine has the accelerators a test says: ``machine(cuda=2, mps=True)``."""
+
+    def pretend(cuda: int = 0, mps: bool = False) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+    return pretend
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "chosen"), [(1, True, "cuda"), (2, False, "cuda"), (0, True, "mps"), (0, False, "cpu")]
+)
+def test_auto_picks_cuda_then_mps_then_cpu(machine, cuda, mps, chosen):
+    machine(cuda=cuda, mps=mps)
+    assert resolve_device("auto") == chosen
+
+
+@pytest.mark.parametrize("name", ["cpu", "cuda", "cuda:0", "cuda:1", "mps"])
+def test_an_available_device_is_kept_as_named(machine, name):
+    machine(cuda=2, mps=True)
+    assert resolve_device(name) == name
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "name", "message", "hint"),
+    [
+        (0, True, "cuda", "--device cuda: CUDA is not available", "--device cpu"),
+        (0, False, "cuda:0", "--device cuda:0: CUDA is not available", "--device cpu"),
+        (2, False, "cuda:2", "--device cuda:2: this machine has 2 CUDA device(s)", "cuda:0"),
+        (1, False, "cuda:5", "--device cuda:5: this machine has 1 CUDA device(s)", "cuda:0"),
+        (1, False, "mps", "--device mps: MPS is not available", "--device cpu"),
+    ],
+)
+def test_an_unavailable_device_is_a_usage_error(machine, cuda, mps, name, message, hint):
+    machine(cuda=cuda, mps=mps)
+    with pytest.raises(AlraoUserError) as caught:
+        resolve_device(name)
+    assert caught.value.message.startswith(message) and hint in caught.value.hint
+
+
+# -- a whole-zoo study: the zoo models that fit the data -------------------------------------------
+def test_with_no_arch_every_zoo_model_runs_on_1d_data():
+    result = plan({})
+    assert [spec.arch for spec in result.runs] == ZOO
+    assert result.skipped == () and result.skipped_note is None
+
+
+def test_with_no_arch_image_data_leaves_out_the_zoo_models_that_take_only_1d_examples():
+    result = plan({}, data_info=IMAGES)
+    assert [spec.arch for spec in result.runs] == [name for name in ZOO if name != "cnn1d"]
+    assert [(arch.name, arch.fits) for arch in result.skipped] == [("cnn1d", "1-D [L]")]
+    assert result.skipped_note == "skipped cnn1d (fits 1-D [L]): the data's examples are shaped [3, 32, 32]"
+
+
+def test_named_archs_are_never_left_out_and_the_data_is_not_read():
+    result = plan({"archs": ["cnn1d"]}, data_info=None)  # mnist1d is not loaded for this
+    assert [spec.arch for spec in result.runs] == ["cnn1d"] and result.skipped == ()
+
+
+def test_no_zoo_model_for_the_data_is_a_usage_error():
+    with pytest.raises(AlraoUserError, match=r"no zoo model takes examples shaped \[2, 3, 4, 5\]") as caught:
+        plan({}, data_info=DataInfo("video", 4, (2, 3, 4, 5), 10, 2))
+    assert "torchvision:NAME" in caught.value.hint
+
+
+def test_without_data_info_the_shape_comes_from_the_data_loaded_once(tmp_path):
+    for label in ("red", "blue"):
+        (tmp_path / label).mkdir()
+        for index in range(3):
+            Image.new("RGB", (8, 8), label).save(tmp_path / label / f"{index}.png")
+    config = build_config(None, {"data": f"imagefolder:{tmp_path}", "device": "cpu"})
+    cached_data.cache_clear()
+    result = plan_study(config, "screen")
+    assert "cnn1d" not in [spec.arch for spec in result.runs] and result.input_shape == (3, 32, 32)
+    cached_data(data_spec_of(config))  # what the study does next: served from the cache
+    assert (cached_data.cache_info().misses, cached_data.cache_info().hits) == (1, 1)
+
+
+# -- config keys that name architectures ---------------------------------------------------------
+TWO_MODELS = """
+    from torch import nn
+    from alrao_cli.registry import register_model
+
+    @register_model("one")
+    def small(num_classes, input_shape, width=4):
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], num_classes))
+
+    @register_model("two")
+    def large(num_classes, input_shape, width=8):
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], num_classes))
+"""
+
+
+@pytest.mark.parametrize(
+    ("config", "message", "hint"),
+    [
+        ({"model_kwargs": {"mpl": {"width": 16}}}, "config key 'model_kwargs.mpl' names no architecture",
+         "did you mean 'mlp'? its architectures: the whole zoo"),
+        ({"archs": ["mlp", "cnn1d"], "model_kwargs": {"cnn": {"width": 8}}}, "'model_kwargs.cnn' names no",
+         "did you mean 'cnn1d'? its architectures: mlp, cnn1d"),
+        ({"archs": ["mlp"], "heads": {"lstm": "head"}}, "config key 'heads.lstm' names no architecture",
+         "its architectures: mlp"),
+        ({"archs": ["mlp"], "model_kwargs": {"mlp": {"bogus": 1, "depth": 2}}},
+         "config key 'model_kwargs.mlp': mlp does not take the model argument(s) bogus", "it takes: width, depth"),
+        ({"archs": ["mlp"], "model_kwargs": {"mlp": {"num_classes": 3}}},
+         "config key 'model_kwargs.mlp': model argument(s) num_classes cannot be set", "from the data"),
+    ],
+    ids=["zoo-typo", "arch-typo", "heads-typo", "bad-argument", "data-argument"],
+)
+def test_config_keys_must_name_an_architecture_and_arguments_it_takes(config, message, hint):
+    with pytest.raises(AlraoUserError) as caught:
+        plan(config)
+    assert message in caught.value.message and "\n" not in caught.value.message
+    assert hint in caught.value.hint
+
+
+def test_keys_may_name_an_arch_as_written_or_as_expanded_and_heads_may_say_every_arch(tmp_path):
+    models = tmp_path / "two.py"
+    models.write_text(textwrap.dedent(TWO_MODELS))
+    config = {
+        "archs": [str(models), "mlp", "nozoo"],
+        "model_kwargs": {str(models): {"width": 2}, f"{models}:large": {"width": 3}, "nozoo": {"x": 1}},
+        "heads": {"*": "1", "mlp": "head"},
+    }
+    result = plan(config)
+    assert [(spec.label, spec.model_kwargs) for spec in result.runs] == [
+        (f"{models}:small", {"width": 2}), (f"{models}:large", {"width": 2}), ("mlp", {}),
+    ]
+    assert [spec.method.options["head"] for spec in result.runs] == ["1", "1", "head"]
+    assert [u.label for u in result.unresolved] == ["nozoo"]
+    narrowed = plan({"archs": [f"{models}:large"], "model_kwargs": {f"{models}:large": {"width": 3}}})
+    assert narrowed.runs[0].model_kwargs == {"width": 3}
+
+
+def test_file_models_are_labelled_as_written_and_resolved_from_the_workdir(tmp_path, monkeypatch):
+    folder = tmp_path / "project" / "models"
+    folder.mkdir(parents=True)
+    (folder / "several.py").write_text(textwrap.dedent("""
+        from torch import nn
+        from alrao_cli.registry import register_model
+
+        @register_model("one linear layer")
+        def narrow(num_classes, input_shape):
+            return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], num_classes))
+
+        @register_model("one hidden layer")
+        def wide(num_classes, input_shape):
+            return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], 8), nn.ReLU(), nn.Linear(8, num_classes))
+    """))
+    monkeypatch.chdir(tmp_path)  # not the workdir: relative paths must be read from the workdir
+    result = plan({"archs": ["models/several.py"], "workdir": str(tmp_path / "project"), "model_kwargs": {}})
+    assert [spec.label for spec in result.runs] == ["models/several.py:narrow", "models/several.py:wide"]
+    assert [spec.key for spec in result.runs] == ["models/several.py:narrow|alrao|seed=0", "models/several.py:wide|alrao|seed=0"]
+    assert {spec.arch for spec in result.runs} == {f"{folder / 'several.py'}:narrow", f"{folder / 'several.py'}:wide"}

@@ -212,3 +212,59 @@ def test_rank_correlations_refuse_bad_input(xs, ys) -> None:
 def test_gap(alrao, best, expected) -> None:
     got = gap(alrao, best)
     assert got == (None if expected is None else pytest.approx(expected))
+
+
+def test_a_tie_between_sgd_rates_goes_to_the_smaller_rate() -> None:
+    runs = [
+        result("mlp", (0.4,)),
+        result("mlp", (0.3,), method="sgd", lr=1.0),  # listed first, same loss
+        result("mlp", (0.5, 0.3), method="sgd", lr=0.01),
+        result("mlp", (0.31,), method="sgd", lr=1e-3),
+    ]
+    [mlp] = compare_architectures(runs).architectures
+    assert mlp.best_sgd_lr == 0.01 and mlp.gap == pytest.approx(0.4 / 0.3 - 1)
+
+
+def test_tied_losses_share_a_rank_as_tau_b_treats_them() -> None:
+    alrao = {"a": 0.2, "b": 0.2, "c": 0.3, "d": 0.1}
+    sgd = {"a": 0.1, "b": 0.3, "c": 0.2, "d": 0.2}
+    runs = [result(arch, (loss,)) for arch, loss in alrao.items()]
+    runs += [result(arch, (loss,), method="sgd", lr=0.1) for arch, loss in sgd.items()]
+    summary = compare_architectures(runs)
+
+    # Competition ranks (1 + how many are strictly lower), ordered by Alrao rank, then SGD rank.
+    assert [(p.arch, p.alrao_rank, p.sgd_rank) for p in summary.ranking] == [
+        ("d", 1, 2), ("a", 2, 1), ("b", 2, 4), ("c", 4, 2),
+    ]
+    # Pairs (a,b) tie in Alrao, (c,d) in SGD; of the other four, (a,c) and (b,d) are concordant,
+    # (a,d) and (b,c) discordant, so tau-b = (2 - 2) / sqrt((6 - 1) * (6 - 1)) = 0.
+    assert summary.kendall_tau == pytest.approx(0.0)
+
+
+def test_a_method_not_registered_still_shows() -> None:
+    runs = [
+        result("mlp", (0.4,)),
+        result("mlp", (0.5,), method="mystery", lr=0.1),
+        result("mlp", (0.2,), method="mystery", lr=0.01),
+        result("mlp", (0.3,), method="lonely"),
+    ]
+    [mlp] = compare_architectures(runs).architectures
+    assert [(b.method, b.label, b.tuned_over_grid) for b in mlp.baselines] == [
+        ("mystery", "mystery", True), ("lonely", "lonely", False),  # a grid when it ran at several rates
+    ]
+    assert mlp.baseline("mystery").best.lr == 0.01 and mlp.baseline("lonely").shown.val_loss == 0.3
+    assert mlp.best_sgd_lr is None and mlp.gap is None
+
+
+def test_screen_entries_carry_their_baselines_and_gap() -> None:
+    runs = [
+        result("mlp", (0.4,)),
+        result("mlp", (0.3,), method="sgd", lr=0.1),
+        result("mlp", (0.2, NAN), method="adam", lr=1e-3, status="diverged", reason="nan"),
+        result("cnn", (0.5,)),
+    ]
+    mlp, cnn = rank_screen(runs)
+    assert [b.method for b in mlp.baselines] == ["sgd", "adam"] and mlp.gap == pytest.approx(0.4 / 0.3 - 1)
+    assert mlp.baseline("adam").shown.status == "diverged"  # a single run shows, healthy or not
+    assert mlp.baseline("adam").best is None
+    assert (cnn.baselines, cnn.gap) == ((), None)

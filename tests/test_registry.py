@@ -6,6 +6,7 @@ module names), so the per-process import cache never leaks between tests.
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -20,8 +21,11 @@ from alrao_cli.errors import AlraoUserError
 from alrao_cli.registry import (
     ModelEntry,
     build_model,
+    check_model_arguments,
     count_parameters,
     expand_arch,
+    find_torchvision_models,
+    find_zoo,
     import_model_file,
     list_torchvision_models,
     list_zoo,
@@ -299,6 +303,81 @@ def test_count_parameters_counts_trainable_shared_ones_once():
     model = nn.Sequential(shared, nn.ReLU(), shared, nn.Linear(3, 2))
     model[3].bias.requires_grad_(False)
     assert count_parameters(model) == 12 + 6
+
+
+def test_count_parameters_refuses_lazy_layers_until_a_forward_sizes_them():
+    model = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"0\.weight, 0\.bias not initialized.*after a forward pass"):
+        count_parameters(model)
+    model(torch.zeros(1, 3))
+    assert count_parameters(model) == (3 * 4 + 4) + (4 * 2 + 2)
+
+
+def entry_fitting(*fits: str) -> ModelEntry:
+    return ModelEntry("probe", "a probe", fits, nn.Identity)
+
+
+@pytest.mark.parametrize(
+    ("fits", "fitting", "not_fitting"),
+    [
+        (("sequence",), [(40,), (2, 40)], [(3, 32, 32), (1, 2, 3, 4)]),
+        (("image",), [(3, 32, 32), (1, 28, 28)], [(40,), (2, 40)]),
+        (("sequence", "image"), [(40,), (2, 40), (3, 32, 32)], [(1, 2, 3, 4)]),
+        (("sequence", "graphs"), [(40,), (3, 32, 32), (1, 2, 3, 4)], []),  # a word of the author's own
+    ],
+)
+def test_fits_shape_reads_the_fits_words(fits, fitting, not_fitting):
+    entry = entry_fitting(*fits)
+    assert all(entry.fits_shape(shape) for shape in fitting)
+    assert not any(entry.fits_shape(shape) for shape in not_fitting)
+
+
+def test_the_zoo_1d_cnn_is_the_one_zoo_model_that_does_not_fit_images():
+    assert [entry.name for entry in list_zoo() if not entry.fits_shape((3, 32, 32))] == ["cnn1d"]
+    assert all(entry.fits_shape((40,)) for entry in list_zoo())
+
+
+@pytest.mark.parametrize(
+    ("pattern", "suggested"),
+    [("zzz", None), ("cnn", "cnn1d"), ("resnet_smal", "resnet_small"), ("lstn*", "lstm")],
+)
+def test_a_zoo_pattern_matching_nothing_names_the_closest_models(pattern, suggested):
+    with pytest.raises(AlraoUserError, match=f"no zoo model matches '{re.escape(pattern)}'") as caught:
+        find_zoo(pattern)
+    hint = caught.value.hint
+    assert hint.endswith("`alrao models` lists the zoo: " + ", ".join(entry.name for entry in list_zoo()))
+    assert hint.startswith(f"did you mean {suggested}") if suggested else "did you mean" not in hint
+    assert [entry.name for entry in find_zoo("*net_small")] == ["mobilenet_small", "resnet_small"]
+
+
+def test_a_torchvision_pattern_matching_nothing_names_the_closest_models():
+    with pytest.raises(AlraoUserError, match="no torchvision classification model matches 'resnet'") as caught:
+        find_torchvision_models("resnet")
+    assert "did you mean resnet18, resnet34" in caught.value.hint
+    assert find_torchvision_models("resnet1*") == ["resnet18", "resnet101", "resnet152"]
+
+
+BUILD_FORBIDDEN = """
+    def never_built(num_classes, width=8):
+        raise RuntimeError("check_model_arguments must not build the model")
+
+    def takes_any(num_classes, **options):
+        raise RuntimeError("check_model_arguments must not build the model")
+"""
+
+
+def test_model_arguments_are_checked_without_building_anything(tmp_path):
+    path = write(tmp_path, "forbidden.py", BUILD_FORBIDDEN)
+    check_model_arguments(f"{path}:never_built", {"width": 2})
+    check_model_arguments(f"{path}:takes_any", {"anything": 1})
+    check_model_arguments("torchvision:resnet18", {"zero_init_residual": True})
+    with pytest.raises(AlraoUserError, match="never_built does not take the model argument\\(s\\) depth") as caught:
+        check_model_arguments(f"{path}:never_built", {"depth": 3})
+    assert caught.value.hint == "it takes: width"
+    with pytest.raises(AlraoUserError, match="num_classes cannot be set"):
+        check_model_arguments("mlp", {"num_classes": 3})
+    with pytest.raises(AlraoUserError, match="weights cannot be set"):
+        check_model_arguments("torchvision:resnet18", {"weights": "DEFAULT"})
 
 
 # -- user errors -------------------------------------------------------------------------------

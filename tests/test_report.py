@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -125,7 +126,7 @@ def test_screen_table_shows_every_architecture_and_the_reasons() -> None:
 
 def test_screen_table_with_baselines_shows_best_sgd_and_adam() -> None:
     runs = compare_runs()
-    text = render(report.screen_table(rank_screen(runs), compare_architectures(runs)))
+    text = render(report.screen_table(rank_screen(runs)))
     mlp_line = next(line for line in text.splitlines() if "mlp" in line)
     assert "best SGD" in text and "Adam" in text
     assert "0.3100 (1.0e-01)" in mlp_line  # mean over the seeds at the best rate
@@ -152,7 +153,7 @@ def test_screen_json_is_exactly_shaped_and_strict() -> None:
     json.dumps(data, allow_nan=False)
     assert set(data) == {"run_dir", "ranking"} and data["run_dir"] == "runs/x"
     keys = {"rank", "arch", "status", "val_loss", "val_acc", "epoch", "lr_selected", "params", "seconds", "reason"}
-    assert all(set(entry) == keys for entry in data["ranking"])
+    assert all(set(entry) == keys for entry in data["ranking"])  # no baseline ran: no baseline fields
     first, *_, last = data["ranking"]
     assert first == {
         "rank": 1, "arch": "cnn1d", "status": "ok", "val_loss": 0.3, "val_acc": 0.5, "epoch": 2,
@@ -169,8 +170,12 @@ def test_compare_json_is_exactly_shaped_and_strict() -> None:
     mlp = data["architectures"][0]
     assert set(mlp) == {"arch", "alrao", "sgd", "adam", "best_sgd_lr", "gap", "seeds"}
     assert list(mlp["sgd"]) == ["1e-05", "0.1", "1"]
-    assert mlp["sgd"]["1"] == {"val_loss": 5.0, "val_acc": 0.5, "status": "diverged"}
+    assert mlp["sgd"]["1"] == {
+        "val_loss": 5.0, "val_acc": 0.5, "status": "diverged", "val_loss_std": 0.0, "val_acc_std": 0.0,
+    }
     assert mlp["alrao"]["val_loss"] == pytest.approx(0.34) and mlp["alrao"]["status"] == "ok"
+    assert mlp["alrao"]["val_loss_std"] == pytest.approx(statistics.stdev([0.33, 0.35]))
+    assert mlp["alrao"]["val_acc_std"] == 0.0 and mlp["seeds"][0]["alrao"]["val_loss_std"] is None
     assert mlp["best_sgd_lr"] == 0.1 and mlp["gap"] == pytest.approx(0.34 / 0.31 - 1)
     assert mlp["adam"]["val_loss"] == pytest.approx(0.37)
     assert [seed["seed"] for seed in mlp["seeds"]] == [0, 1]
@@ -187,7 +192,9 @@ def test_compare_json_writes_non_finite_numbers_as_null() -> None:
     ]
     data = report.compare_json("d", compare_architectures(runs))
     json.dumps(data, allow_nan=False)
-    assert data["architectures"][0]["sgd"]["0.1"] == {"val_loss": None, "val_acc": None, "status": "diverged"}
+    assert data["architectures"][0]["sgd"]["0.1"] == {
+        "val_loss": None, "val_acc": None, "status": "diverged", "val_loss_std": None, "val_acc_std": None,
+    }
     assert data["seconds"]["grid"] == 0.0
 
 
@@ -264,3 +271,259 @@ def test_an_unwritable_plot_folder_is_a_user_error(tmp_path: Path) -> None:
     study = StudyResult(kind="screen", config={}, runs=(result("mlp", (0.3,)),), started="2026-01-01T00:00:00")
     with pytest.raises(AlraoUserError, match="cannot write the plot"):
         report.plot_learning_curves(study, blocker / "plots")
+
+
+# -- large losses, standard deviations, ties -----------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "std", "shown"),
+    [
+        (0.31, 0.0141, "0.3100 ± 0.0141"),
+        (9999.0, None, "9999.0000"),
+        (12345.6, None, "1.235e+04"),
+        # cnn1d at SGD lr=100: two seeds reached 2.6e18 and 1e20, and stayed finite
+        (49058650518445883392.0, 69255850796946882560.0, "4.906e+19 ± 6.926e+19"),
+        (0.3, 2.5e22, "0.3000 ± 2.5e+22"),
+        (None, None, "—"),
+    ],
+)
+def test_huge_losses_are_shown_short(value, std, shown) -> None:
+    assert report.format_loss(value, std) == shown
+
+
+def test_a_blown_up_rate_does_not_widen_the_compare_table() -> None:
+    runs = [
+        result("cnn1d", (0.6,)),
+        result("cnn1d", (0.3,), method="sgd", lr=0.1),
+        result("cnn1d", (2.6e18, 6e22), method="sgd", lr=100.0),
+        result("cnn1d", (1e20,), method="sgd", lr=100.0, seed=1),
+    ]
+    text = render(report.compare_tables(compare_architectures(runs))[0])
+    row = next(line for line in text.splitlines() if "sgd lr=1.0e+02" in line)
+    assert row.split("│")[2].strip() == "5.13e+19 ± 6.887e+19"  # mean and std of 2.6e18 and 1e20
+
+
+def test_accuracy_std_is_shown_where_the_loss_std_is() -> None:
+    runs = [result("mlp", (0.3,), seed=0, acc=0.8), result("mlp", (0.4,), seed=1, acc=0.9)]
+    summary = compare_architectures(runs)
+    acc = f"{100 * 0.85:.1f}% ± {100 * statistics.stdev([0.8, 0.9]):.1f}%"
+    assert acc in render(report.compare_tables(summary)[0])
+    assert acc in render(report.screen_table(rank_screen(runs)))
+    assert f"| {acc} |" in report.to_markdown(rank_screen(runs))
+    assert report.compare_json("d", summary)["architectures"][0]["alrao"]["val_acc_std"] == pytest.approx(
+        statistics.stdev([0.8, 0.9])
+    )
+    [row] = csv.DictReader(io.StringIO(report.to_csv(rank_screen(runs))))
+    assert float(row["val_acc_std"]) == pytest.approx(statistics.stdev([0.8, 0.9]))
+
+
+def test_tied_architectures_share_a_rank_in_tables_and_plot() -> None:
+    # a and b tie under Alrao; under SGD a is first, c second, b third.
+    runs = [result("a", (0.2,)), result("b", (0.2,)), result("c", (0.3,))]
+    runs += [result(arch, (loss,), method="sgd", lr=0.1) for arch, loss in {"a": 0.1, "b": 0.3, "c": 0.2}.items()]
+    summary = compare_architectures(runs)
+
+    rows = [line.split("│")[1:4] for line in render(report.compare_tables(summary)[-1]).splitlines() if "│" in line]
+    assert [[cell.strip() for cell in row] for row in rows] == [["a", "1=", "1"], ["b", "1=", "3"], ["c", "3", "2"]]
+    markdown = report.compare_to_markdown(summary)
+    assert "| a | 1= | 1 |" in markdown and "| b | 1= | 3 |" in markdown and "| c | 3 | 2 |" in markdown
+
+    figure = report.rank_comparison_figure(summary)
+    axes = figure.axes[0]
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["1=", "2", "3"]
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["1", "2", "3"]
+    [points] = axes.collections
+    assert [tuple(point) for point in points.get_offsets()] == [(1, 1), (1, 3), (3, 2)]
+    assert sorted(text.get_text() for text in axes.texts) == ["a", "b", "c"]
+
+
+# -- screen baselines: only those that ran, in every format --------------------------------
+def test_screen_json_csv_and_markdown_carry_the_baselines() -> None:
+    ranked = rank_screen(compare_runs())
+    mlp = next(entry for entry in report.screen_json("d", ranked)["ranking"] if entry["arch"] == "mlp")
+    assert mlp["best_sgd_lr"] == 0.1 and mlp["best_sgd_val_loss"] == pytest.approx(0.31)
+    assert mlp["adam_val_loss"] == pytest.approx(0.37)
+    assert mlp["gap"] == pytest.approx(0.34 / 0.31 - 1)
+    cnn = next(entry for entry in report.screen_json("d", ranked)["ranking"] if entry["arch"] == "cnn1d")
+    assert cnn["adam_val_loss"] is None and cnn["best_sgd_lr"] == 0.1  # no Adam run on cnn1d
+
+    rows = {row["arch"]: row for row in csv.DictReader(io.StringIO(report.to_csv(ranked)))}
+    assert float(rows["mlp"]["best_sgd_val_loss"]) == pytest.approx(0.31) and rows["cnn1d"]["adam_val_loss"] == ""
+    header = report.to_markdown(ranked).splitlines()[0]
+    assert "best SGD (lr)" in header and "| Adam |" in header
+    assert "| 0.3100 (1.0e-01) | 0.3700 |" in report.to_markdown(ranked)
+
+
+def test_screen_with_adam_alone_shows_no_sgd_column() -> None:
+    runs = [result("mlp", (0.3,)), result("mlp", (0.25,), method="adam", lr=1e-3)]
+    ranked = rank_screen(runs)
+    text = render(report.screen_table(ranked))
+    assert "Adam" in text and "SGD" not in text
+    [entry] = report.screen_json("d", ranked)["ranking"]
+    assert entry["adam_val_loss"] == 0.25 and "best_sgd_lr" not in entry and "gap" not in entry
+
+
+def test_a_diverged_single_run_baseline_shows_its_status() -> None:
+    runs = [result("mlp", (0.3,)), result("mlp", (9.0, NAN), method="adam", lr=1e-3, status="diverged", reason="nan")]
+    ranked = rank_screen(runs)
+    row = next(line for line in render(report.screen_table(ranked)).splitlines() if "mlp" in line)
+    assert row.rstrip(" │").endswith("diverged")
+    assert report.screen_json("d", ranked)["ranking"][0]["adam_val_loss"] is None
+
+
+# -- plots: what is drawn ------------------------------------------------------------------
+def legend_labels(axes) -> list[str]:
+    return [text.get_text() for text in axes.get_legend().get_texts()]
+
+
+def drawn(axes) -> dict[str, list[float]]:
+    """Each line of the axes that has data, by its label: its y values."""
+    return {line.get_label(): list(line.get_ydata()) for line in axes.get_lines() if len(line.get_ydata())}
+
+
+def study_of(runs, kind: str = "compare") -> StudyResult:
+    return StudyResult(kind=kind, config={}, runs=tuple(runs), started="2026-01-01T00:00:00")
+
+
+def test_learning_curves_draw_every_run_and_list_the_diverged_one() -> None:
+    runs = compare_runs() + [
+        RunResult(key="mlp|sgd|lr=10|seed=0", arch="mlp", method="sgd", lr=10.0, seed=0, status="diverged",
+                  reason="loss became nan at step 3", params=None, seconds=0.1),  # no epoch finished
+    ]
+    figures = report.learning_curve_figures(study_of(runs))
+    assert list(figures) == ["mlp", "cnn1d"]
+    train_axes, val_axes = figures["mlp"].axes
+    # lr=1 reached 5.0, far above every healthy curve (at most 0.6): cut off the axis, and marked.
+    diverged_at_one = "sgd lr=1.0e+00 (diverged) (off scale)"
+    labels = [
+        "alrao", "sgd lr=1.0e-05", "sgd lr=1.0e-01", diverged_at_one, "sgd lr=1.0e+01 (diverged)", "adam lr=1.0e-03",
+    ]
+    assert legend_labels(val_axes) == labels
+    curves = drawn(val_axes)
+    assert list(curves) == [label for label in labels if label != "sgd lr=1.0e+01 (diverged)"]  # legend only
+    assert curves["alrao"] == [0.5, 0.33]  # seed 0 only
+    assert curves[diverged_at_one][0] == 5.0 and math.isnan(curves[diverged_at_one][1])
+    assert val_axes.get_ylim()[1] < 5.0
+    assert drawn(train_axes)["sgd lr=1.0e-01"] == pytest.approx([0.5, 0.4])
+    assert all(float(tick).is_integer() for tick in val_axes.get_xticks())  # whole epochs
+
+
+def test_a_rate_keeps_its_colour_across_architectures() -> None:
+    """The palette spans the study's whole grid: cnn1d ran no lr=1, its rates keep mlp's colours."""
+    from matplotlib import colormaps
+
+    figures = report.learning_curve_figures(study_of(compare_runs()))
+    colour = {
+        arch: {line.get_label(): line.get_color() for line in figure.axes[1].get_lines()}
+        for arch, figure in figures.items()
+    }
+    viridis = colormaps["viridis"]
+    for arch in ("mlp", "cnn1d"):
+        assert colour[arch]["sgd lr=1.0e-05"] == viridis(0.0)  # rates 1e-5, 0.1, 1 of the study
+        assert colour[arch]["sgd lr=1.0e-01"] == viridis(0.5)
+    assert colour["mlp"]["sgd lr=1.0e+00 (diverged) (off scale)"] == viridis(1.0)
+
+
+def test_a_rate_that_blew_up_is_cut_off_and_marked() -> None:
+    runs = [
+        result("cnn1d", (0.5, 0.4)),
+        result("cnn1d", (0.6, 0.3), method="sgd", lr=0.1),
+        result("cnn1d", (2.6e18, 6e22), method="sgd", lr=100.0),  # finite, so status ok
+    ]
+    [figure] = report.learning_curve_figures(study_of(runs)).values()
+    for axes, best, worst_healthy in zip(figure.axes, (0.4, 0.3), (0.7, 0.6)):  # train loss is val + 0.1
+        low, high = axes.get_ylim()
+        assert worst_healthy < high < report.CLIP_FACTOR * worst_healthy and low < best
+        assert axes.get_yscale() == "linear"  # 0.3 to 0.7: less than a decade
+    assert legend_labels(figure.axes[1]) == ["alrao", "sgd lr=1.0e-01", "sgd lr=1.0e+02 (off scale)"]
+
+
+@pytest.mark.parametrize(("losses", "scale"), [((2.3, 1.2, 0.9), "linear"), ((2.3, 0.5, 0.05), "log")])
+def test_a_log_axis_only_over_more_than_a_decade(losses, scale) -> None:
+    [figure] = report.learning_curve_figures(study_of([result("mlp", losses)])).values()
+    assert figure.axes[1].get_yscale() == scale
+
+
+def test_the_posterior_figure_stacks_one_band_per_copy() -> None:
+    figures = report.posterior_figures(study_of(compare_runs()))
+    axes = figures["mlp"].axes[0]
+    assert len(axes.collections) == len(COPY_LRS)
+    assert legend_labels(axes) == ["lr 1.0e-01", "lr 1.0e-02", "lr 1.0e-03", "lr 1.0e-04"]  # top band first
+    assert all(float(tick).is_integer() for tick in axes.get_xticks())
+
+
+def test_the_rank_figure_places_each_architecture() -> None:
+    figure = report.rank_comparison_figure(compare_architectures(compare_runs()))
+    axes = figure.axes[0]
+    [points] = axes.collections
+    # mlp: Alrao 0.34 < cnn1d 0.46, but SGD: cnn1d 0.21 < mlp 0.31.
+    assert [tuple(point) for point in points.get_offsets()] == [(1, 2), (2, 1)]
+    assert [text.get_text() for text in axes.texts] == ["mlp", "cnn1d"]
+    assert axes.get_title() == "Kendall tau -1.00, Spearman rho -1.00"
+
+
+# -- a newly registered baseline: no change in ranking or report ----------------------------
+@pytest.fixture
+def toy_methods():
+    """Two baselines registered as a user would add one: a class each, nothing else."""
+    from alrao_cli.methods import METHODS, TrainingMethod, register_method
+
+    @register_method("toy")
+    class Toy(TrainingMethod):
+        label = "Toy"
+        default_lr = 0.5
+
+        def learner(self, model, spec, context):
+            raise NotImplementedError  # these tests read results, they train nothing
+
+    @register_method("toygrid")
+    class ToyGrid(Toy):
+        tuned_over_grid = True  # no label: shown by its name
+
+    yield
+    del METHODS["toy"], METHODS["toygrid"]
+
+
+def toy_runs() -> list[RunResult]:
+    return [
+        result("mlp", (0.5, 0.4)),
+        result("mlp", (0.3,), method="sgd", lr=0.1),
+        result("mlp", (0.35,), method="adam", lr=1e-3),
+        result("mlp", (0.4, 0.28), method="toygrid", lr=0.1),
+        result("mlp", (0.5,), method="toygrid", lr=0.01),
+        result("mlp", (0.32,), method="toy", lr=0.5),
+    ]
+
+
+def test_a_registered_baseline_flows_through_ranking_and_report(toy_methods) -> None:
+    summary = compare_architectures(toy_runs())
+    [mlp] = summary.architectures
+    assert [(b.method, b.label, b.tuned_over_grid) for b in mlp.baselines] == [
+        ("sgd", "SGD", True), ("adam", "Adam", False), ("toy", "Toy", False), ("toygrid", "toygrid", True),
+    ]  # registration order, whatever the order of the results
+    assert mlp.best_sgd_lr == 0.1 and mlp.gap == pytest.approx(0.4 / 0.3 - 1)  # still against SGD
+
+    table = render(report.compare_tables(summary)[0])
+    assert "toy lr=5.0e-01" in table and "toygrid lr=1.0e-02" in table
+    assert "★ best toygrid rate" in next(line for line in table.splitlines() if "toygrid lr=1.0e-01" in line)
+
+    data = report.compare_json("d", summary)["architectures"][0]
+    assert (list(data["sgd"]), data["adam"]["val_loss"], data["best_sgd_lr"]) == (["0.1"], 0.35, 0.1)
+    assert data["baselines"]["toy"] == {
+        "label": "Toy", "lr": 0.5, "val_loss": 0.32, "val_acc": 0.5, "status": "ok",
+        "val_loss_std": None, "val_acc_std": None,
+    }
+    assert list(data["baselines"]["toygrid"]["rates"]) == ["0.01", "0.1"]
+    assert data["baselines"]["toygrid"]["best_lr"] == 0.1 and data["seeds"][0]["baselines"]["toy"]["lr"] == 0.5
+    methods = [row["method"] for row in csv.DictReader(io.StringIO(report.compare_to_csv(summary)))]
+    assert methods == ["alrao", "sgd", "adam", "toy", "toygrid", "toygrid"]
+
+    ranked = rank_screen(toy_runs())
+    header = next(line for line in render(report.screen_table(ranked)).splitlines() if "architecture" in line)
+    assert [name for name in ("best SGD (lr)", "Adam", "Toy", "best toygrid (lr)") if name in header] == [
+        "best SGD (lr)", "Adam", "Toy", "best toygrid (lr)"
+    ]
+    [entry] = report.screen_json("d", ranked)["ranking"]
+    assert (entry["toy_val_loss"], entry["best_toygrid_lr"], entry["best_toygrid_val_loss"]) == (0.32, 0.1, 0.28)
+
+    [figure] = report.learning_curve_figures(study_of(toy_runs())).values()
+    assert {"toy lr=5.0e-01", "toygrid lr=1.0e-02", "toygrid lr=1.0e-01"} <= set(legend_labels(figure.axes[1]))

@@ -243,3 +243,25 @@ def test_load_a_file_instead_of_a_directory(tmp_path: Path) -> None:
 def test_load_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(AlraoUserError, match=r"not a run directory \(no results.json"):
         load_study(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("written", "method", "lr", "seed", "read"),
+    [
+        ("mlp|adam|seed=0", "adam", 1e-3, 0, "mlp|adam|lr=0.001|seed=0"),  # before Adam's key had its rate
+        ("mlp|adam|lr=0.001|seed=0", "adam", 1e-3, 0, "mlp|adam|lr=0.001|seed=0"),
+        ("mlp|sgd|lr=0.0316227766017|seed=1", "sgd", 0.0316227766017, 1, "mlp|sgd|lr=0.0316227766017|seed=1"),
+        ("a.py:Net|alrao|seed=2", "alrao", None, 2, "a.py:Net|alrao|seed=2"),
+    ],
+)
+def test_older_keys_are_read_as_the_plan_now_writes_them(tmp_path: Path, written, method, lr, seed, read) -> None:
+    from alrao_cli.methods import MethodSpec
+    from alrao_cli.plan import run_key
+
+    study = StudyResult(kind="compare", config={}, runs=(run(written, method=method, lr=lr, seed=seed),),
+                        started="2026-01-01T10:00:00")
+    save_study(tmp_path, study)
+    [loaded] = load_study(tmp_path).runs
+    assert loaded.key == read
+    label = written.split("|")[0]
+    assert loaded.key == run_key(label, MethodSpec(method, lr=lr), seed)  # so --resume finds it done
