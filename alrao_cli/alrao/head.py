@@ -254,8 +254,13 @@ class _AlraoHeadLoss(torch.autograd.Function):
         out = F.linear(z, weight, bias).view(batch, n_copies, -1)  # [B, N, K]
         log_lik, saved = _copy_log_likelihoods(out, target, regression)  # [B, N]
         log_joint = log_lik + log_posterior.to(log_lik.dtype)  # log a_j p_j(y_b|x_b)
-        log_mix = torch.logsumexp(log_joint, dim=1, keepdim=True)  # [B, 1]
-        responsibility = (log_joint - log_mix).exp_()  # P(copy j | x_b, y_b), [B, N]
+        # logsumexp and the responsibilities from one exp: a handful of small ops fewer
+        # than torch.logsumexp followed by a softmax, and these ops dominate a CPU head.
+        top = log_joint.amax(dim=1, keepdim=True)  # [B, 1]; -inf only if every copy diverged
+        responsibility = (log_joint - top).exp_()
+        total = responsibility.sum(dim=1, keepdim=True)
+        responsibility.div_(total)  # P(copy j | x_b, y_b), [B, N]
+        log_mix = total.log_().add_(top)  # [B, 1]
         ctx.save_for_backward(z, weight, saved, responsibility, target)
         ctx.regression = regression
         mixture_loss, copy_log_lik = -log_mix.mean(), log_lik.mean(0)
@@ -266,27 +271,28 @@ class _AlraoHeadLoss(torch.autograd.Function):
     def backward(ctx, grad, _grad_mixture_loss, _grad_copy_log_lik):  # noqa: D102
         z, weight, saved, responsibility, target = ctx.saved_tensors
         batch, n_copies = responsibility.shape
-        # d backward_loss / d ll[b, j] for each path: [2, B, N]
+        # own[b, j, k] = d (copy j's own loss) / d out[b, j, k] = -(d ll / d out) / B, with
+        # d ll / d out = -(out - y) (regression) or one-hot(y) - softmax (classification).
+        # The mixture's gradient is the same, weighted by copy j's responsibility for b.
         scale = grad / batch
-        grad_log_lik = torch.stack([responsibility * -scale, (-scale).expand(batch, n_copies)]).to(weight.dtype)
-        if ctx.regression:  # d ll / d out = -(out - y)
-            grad_out = grad_log_lik.unsqueeze(-1) * -saved
-        else:
-            # d ll / d logits = one-hot(y) - softmax, in the class-major layout [B, K, N]
-            g = grad_log_lik.unsqueeze(2)  # [2, B, 1, N]
-            index = target.view(1, batch, 1, 1).expand(2, batch, 1, n_copies)
-            grad_out = (g * -saved.exp()).scatter_add_(2, index, g).transpose(2, 3)
-        # copy-major, like the weight; a temporary either way, so it is cleaned in place
-        grad_out = grad_out.reshape(2, batch, weight.shape[0])
+        if ctx.regression:  # the residual is already copy-major, [B, N, K]
+            own = (saved * scale).view(batch, -1)
+        else:  # softmax - one-hot(y), from the class-major log-softmax [B, K, N]
+            own = saved.exp().mul_(scale)
+            at_target = target.view(batch, 1, 1).expand(batch, 1, n_copies)
+            own.scatter_add_(1, at_target, (-scale).expand(batch, 1, n_copies))
+            own = own.transpose(1, 2).reshape(batch, -1)  # [B, N*K], copy-major like the weight
         # A diverged copy (NaN outputs, zero responsibility) sends nothing back, neither to
         # z nor to itself, and its non-finite weights stay out of grad_z (0 * inf is NaN).
-        grad_out.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        own.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        grad_z = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_z = (grad_out[0] @ torch.nan_to_num(weight, nan=0.0, posinf=0.0, neginf=0.0)).to(z.dtype)
-        else:
-            grad_z = None
-        grad_w = grad_out[1].t() @ z.to(weight.dtype) if ctx.needs_input_grad[1] else None
-        grad_b = grad_out[1].sum(0) if ctx.needs_input_grad[2] else None
+            mixture = (own.view(batch, n_copies, -1) * responsibility.to(own.dtype).unsqueeze(-1)).view(batch, -1)
+            grad_z = (mixture @ torch.nan_to_num(weight, nan=0.0, posinf=0.0, neginf=0.0)).to(z.dtype)
+        if ctx.needs_input_grad[1]:
+            grad_w = own.t() @ z.to(weight.dtype)
+        if ctx.needs_input_grad[2]:
+            grad_b = own.sum(0)
         return grad_z, grad_w, grad_b, None, None, None, None
 
 

@@ -63,7 +63,8 @@ class Switch(nn.Module):
         self.steps = 0
         uniform = -math.log(n_models)
         # What a switch hands to each copy: theta/K to "may switch again", (1-theta)/K to "final".
-        log_prior = torch.tensor([[_log(theta)], [_log(1.0 - theta)]], dtype=torch.float64) + uniform
+        self._host_prior = (_log(theta) + uniform, _log(1.0 - theta) + uniform)  # constants of the recursion
+        log_prior = torch.tensor([[value] for value in self._host_prior], dtype=torch.float64)
         self.register_buffer("log_prior", log_prior, persistent=False)  # [2, 1]
         self.register_buffer("log_weights", log_prior.expand(2, n_models).clone())  # [2, N]
         # The log-posterior for the next prediction, kept in the working dtype so the
@@ -137,20 +138,22 @@ class Switch(nn.Module):
         microseconds (the step's large kernels have evicted the dispatcher's code from
         the caches); plain floats do the whole update in a fraction of that.
         """
-        log_p = [p if math.isfinite(p) else _LOG_VANISHING for p in log_likelihoods]
-        weights = self.log_weights.numpy()  # shares memory with the buffer
-        log_wa = [w + p for w, p in zip(weights[0].tolist(), log_p)]
-        log_wb = [w + p for w, p in zip(weights[1].tolist(), log_p)]
+        state = self.log_weights.numpy()  # shares memory with the buffer
+        log_wa, log_wb = state.tolist()
+        log_p = [p if -math.inf < p < math.inf else _LOG_VANISHING for p in log_likelihoods]
+        log_wa = [w + p for w, p in zip(log_wa, log_p)]
+        log_wb = [w + p for w, p in zip(log_wb, log_p)]
         log_switch = -math.log1p(self.steps)
-        log_pool = _logsumexp(log_wa) + log_switch
         log_stay = math.log(self.steps) + log_switch
-        prior_a, prior_b = self.log_prior.view(-1).tolist()
-        log_wa = [_logaddexp(w + log_stay, log_pool + prior_a) for w in log_wa]
-        log_wb = [_logaddexp(w, log_pool + prior_b) for w in log_wb]
+        log_pool = _logsumexp(log_wa) + log_switch
+        prior_a, prior_b = self._host_prior
+        to_a, to_b = log_pool + prior_a, log_pool + prior_b
+        log_wa = [_logaddexp(w + log_stay, to_a) for w in log_wa]
+        log_wb = [_logaddexp(w, to_b) for w in log_wb]
         total = _logsumexp(log_wa + log_wb)
-        weights[0] = [w - total for w in log_wa]
-        weights[1] = [w - total for w in log_wb]
-        log_posterior = [_logaddexp(a, b) for a, b in zip(weights[0].tolist(), weights[1].tolist())]
+        state[0] = log_wa = [w - total for w in log_wa]
+        state[1] = log_wb = [w - total for w in log_wb]
+        log_posterior = [_logaddexp(a, b) for a, b in zip(log_wa, log_wb)]
         if self.log_posterior.device.type == "cpu" and self.log_posterior.dtype in _NUMPY_DTYPES:
             self.log_posterior.numpy()[:] = log_posterior
         else:  # the posterior lives on MPS, or in a dtype numpy lacks (bfloat16)
