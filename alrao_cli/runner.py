@@ -59,7 +59,7 @@ def execute_run(spec: RunSpec, run_dir: Path, on_progress: ProgressCallback | No
         return train_run(spec, data, checkpoint_path(run_dir, spec.key), on_progress)
     except KeyboardInterrupt:
         raise
-    except TrainingFailed as failed:  # noqa: BLE001 - one broken model must not end the screen
+    except TrainingFailed as failed:  # one broken model must not end the screen
         result = failed_result(spec, failure_reason(failed.__cause__, spec, run_dir), failed.partial)
     except Exception as error:  # noqa: BLE001
         result = failed_result(spec, failure_reason(error, spec, run_dir))

@@ -70,16 +70,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="independent measurements per case (fresh models)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.rounds} steps")
-    print(f"{'case':<26} | {'sgd ms':>8} | {'alrao ms':>8} | {'ratio':>6} | target")
+    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.rounds} steps, "
+          f"{args.repeats} repeats (ratio: median, and the range over repeats)")
+    print(f"{'case':<26} | {'sgd ms':>8} | {'alrao ms':>8} | {'ratio':>6} | {'range':>11} | target")
     for name, factory, shape, batch, target in CASES:
         rounds = args.rounds if "resnet" not in name else max(20, args.rounds // 10)
-        plain_ms, alrao_ms = measure(factory, shape, batch, rounds, args.warmup)
-        ratio = alrao_ms / plain_ms
+        timings = [measure(factory, shape, batch, rounds, args.warmup) for _ in range(args.repeats)]
+        ratios = [alrao_ms / plain_ms for plain_ms, alrao_ms in timings]
+        plain_ms = statistics.median(plain for plain, _ in timings)
+        alrao_ms = statistics.median(alrao for _, alrao in timings)
         goal = f"<= {target:.2f}" if target else "-"
-        print(f"{name:<26} | {plain_ms:8.3f} | {alrao_ms:8.3f} | {ratio:6.3f} | {goal}")
+        spread = f"{min(ratios):.3f}-{max(ratios):.3f}"
+        print(f"{name:<26} | {plain_ms:8.3f} | {alrao_ms:8.3f} | {statistics.median(ratios):6.3f} | {spread:>11} | {goal}")
 
 
 if __name__ == "__main__":
