@@ -47,6 +47,7 @@ ArchArg = Annotated[
         help="Architectures: a zoo name ([cyan]cnn1d[/]), [cyan]path/to/file.py[/], "
         "[cyan]path/to/file.py:Name[/], or [cyan]torchvision:resnet18[/]. None: the whole zoo.",
         show_default=False,
+        metavar="ARCH",
     ),
 ]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config; flags override it.", rich_help_panel=STUDY_PANEL)]
