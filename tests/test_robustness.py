@@ -247,11 +247,16 @@ def start_screen(out: Path, second: str, *extra: str) -> subprocess.Popen:
 
 
 def wait_until_second_run_checkpointed(process: subprocess.Popen, out: Path, after_step: int = 0) -> list[str]:
-    """Wait for the second run's checkpoint (one saved after ``after_step``, if given)."""
+    """Wait for the second run's checkpoint (one saved after ``after_step``, if given).
+
+    The first run's checkpoint outlives it a moment (it is deleted once its result is
+    saved): only a checkpoint of the second run counts.
+    """
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         runs, checkpoints = run_dir_state(out)
-        if runs and checkpoints and (after_step == 0 or checkpoint_step(checkpoints[0]) > after_step):
+        second = [path for path in checkpoints if not path.name.startswith("mlp")]
+        if runs and second and (after_step == 0 or checkpoint_step(second[0]) > after_step):
             return runs
         if process.poll() is not None:
             raise AssertionError(f"the screen ended before it could be interrupted: {process.stderr.read()}")
@@ -280,7 +285,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     process.wait(timeout=10)
     assert finished_before == ["mlp|alrao|seed=0"]
     before = json.loads((out / "results.json").read_text())["runs"][0]
-    (checkpoint,) = run_dir_state(out)[1]
+    (checkpoint,) = [path for path in run_dir_state(out)[1] if not path.name.startswith("mlp")]
     in_flight = torch.load(checkpoint, weights_only=True)
     assert in_flight["key"] == f"{model}|alrao|seed=0" and in_flight["step"] > 15 and in_flight["history"]
 
