@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from alrao_cli.alrao import AlraoModel, AlraoSGD, alrao_step
+from alrao_cli.config import model_settings
 from alrao_cli.data import DataInfo, LoadedData, batches
 from alrao_cli.errors import AlraoDivergedError, AlraoUserError
 from alrao_cli.registry import build_model, count_parameters, expand_arch
@@ -129,8 +130,7 @@ def run_checks(
             results.append(_failed_at_build(arch, failure_reason(error), time.perf_counter() - started))
             continue
         for name in canonical:
-            kwargs = model_kwargs.get(arch, model_kwargs.get(name))
-            head = heads.get(arch) or heads.get(name) or heads.get("*")
+            _, kwargs, head = model_settings(model_kwargs, heads, arch, name)
             results.append(check_architecture(name, data, steps, seed, kwargs, head))
     return results
 

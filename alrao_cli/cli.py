@@ -23,6 +23,9 @@ from rich.markup import escape
 
 from alrao_cli.errors import AlraoUserError
 
+if typing.TYPE_CHECKING:
+    from alrao_cli.config import StudyConfig
+
 app = typer.Typer(
     name="alrao",
     no_args_is_help=True,
@@ -225,7 +228,7 @@ app.command("screen")(_study_command("screen", SCREEN_HELP, without={"adam"}))
 app.command("compare")(_study_command("compare", COMPARE_HELP, without={"baseline"}))
 
 
-def _check_config(archs: list[str] | None, config_path: Path | None, head: str | None, flags: dict[str, Any]):
+def _check_config(archs: list[str] | None, config_path: Path | None, head: str | None, flags: dict[str, Any]) -> StudyConfig:
     """The options `check` shares with `screen` (ARCHs, data, seed, heads, model_kwargs), read as `screen` reads them.
 
     A config written for a screen works unchanged: its training options (epochs,
@@ -370,13 +373,11 @@ def models(
       alrao models --torchvision 'resnet*'
     """
     from alrao_cli import summary
-    from alrao_cli.registry import find_torchvision_models, find_zoo
 
     try:
-        (find_torchvision_models if torchvision_models else find_zoo)(pattern)
+        summary.print_models(pattern, torchvision_models, json_out, out=out)
     except AlraoUserError as error:
         _fail(error, debug=False)
-    summary.print_models(pattern, torchvision_models, json_out, out=out)
 
 
 @app.command()
@@ -398,8 +399,9 @@ def init(
     err.print(f"wrote {escape(str(path))}: edit it, then run [bold]alrao screen --config {escape(str(path))}[/]")
 
 
-# click's UsageError, from whichever click typer uses (recent typers bundle their own).
-_UsageError = typer.BadParameter.__mro__[1]
+# click's exceptions, from whichever click typer uses (recent typers bundle their own).
+_click_exceptions = sys.modules[typer.BadParameter.__module__]
+_NoArgsIsHelpError = getattr(_click_exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
 def main() -> None:
@@ -409,8 +411,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
         sys.exit(130)
-    except _UsageError as error:
-        if type(error).__name__ == "NoArgsIsHelpError":
+    except _click_exceptions.UsageError as error:
+        if isinstance(error, _NoArgsIsHelpError):
             sys.exit(error.exit_code)  # the help is already printed
         command = error.ctx.command_path if error.ctx is not None else "alrao"
         err.print(

@@ -486,6 +486,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def model_settings(
+    model_kwargs: Mapping[str, Mapping[str, Any]], heads: Mapping[str, str], arch: str, model: str
+) -> tuple[str, dict[str, Any], str | None]:
+    """One model's ``model_kwargs`` (with the key they are under) and its ``heads`` entry.
+
+    Both options are keyed by the ARCH as written, else by the model it expands to
+    (``file.py:Name``); ``heads`` also by ``"*"`` for every ARCH. Screens, compares and
+    checks read them through this one rule.
+    """
+    key = arch if arch in model_kwargs else model
+    head = heads.get(arch) or heads.get(model) or heads.get("*")
+    return key, dict(model_kwargs.get(key, {})), head
+
+
 def anchored(config: StudyConfig) -> StudyConfig:
     """The config with ``workdir`` pinned to the current folder unless it names one.
 

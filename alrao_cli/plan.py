@@ -14,7 +14,14 @@ from typing import Literal
 
 import torch
 
-from alrao_cli.config import DEFAULT_EPOCHS, StudyConfig, resolve_arch, resolve_data_source, resolve_path
+from alrao_cli.config import (
+    DEFAULT_EPOCHS,
+    StudyConfig,
+    model_settings,
+    resolve_arch,
+    resolve_data_source,
+    resolve_path,
+)
 from alrao_cli.data import DataInfo, DataSpec
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.methods import MethodSpec, baseline_methods
@@ -187,11 +194,9 @@ def plan_study(config: StudyConfig, kind: StudyKind, data_info: DataInfo | None 
         labels = [user_arch] if len(canonical) == 1 else [_as_written(arch, resolved, user_arch) for arch in canonical]
         named.update(labels)
         for arch, label in zip(canonical, labels):
-            kwargs_key = user_arch if user_arch in config.model_kwargs else label
-            kwargs = config.model_kwargs.get(kwargs_key, {})
+            kwargs_key, kwargs, head = model_settings(config.model_kwargs, config.heads, user_arch, label)
             if kwargs:
                 _check_model_kwargs(arch, kwargs_key, kwargs)
-            head = config.heads.get(user_arch) or config.heads.get(label) or config.heads.get("*")
             for seed in seeds:
                 for method in _with_head(methods, head):
                     runs.append(

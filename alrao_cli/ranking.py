@@ -77,6 +77,11 @@ class BaselineStats:
         return self.best or (self.rates[0] if self.rates else None)
 
 
+def find_baseline(baselines: Iterable[BaselineStats], method: str) -> BaselineStats | None:
+    """The entry of ``method`` among an architecture's baselines, if it ran."""
+    return next((entry for entry in baselines if entry.method == method), None)
+
+
 @dataclass(frozen=True, slots=True)
 class RankedRun:
     """One line of a screen's ranking: an architecture as Alrao trained it, and its baselines."""
@@ -98,7 +103,7 @@ class RankedRun:
     gap: float | None = None  # alrao / best SGD - 1, when the screen ran the SGD grid
 
     def baseline(self, method: str) -> BaselineStats | None:
-        return next((entry for entry in self.baselines if entry.method == method), None)
+        return find_baseline(self.baselines, method)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +122,7 @@ class ArchComparison:
     per_seed: tuple[ArchComparison, ...] = ()
 
     def baseline(self, method: str) -> BaselineStats | None:
-        return next((entry for entry in self.baselines if entry.method == method), None)
+        return find_baseline(self.baselines, method)
 
     @property
     def sgd(self) -> tuple[MethodStats, ...]:
@@ -372,7 +377,7 @@ def _by_rate(runs: list[RunResult]) -> tuple[MethodStats, ...]:
 
 def _reference_gap(alrao: MethodStats | None, baselines: tuple[BaselineStats, ...]) -> float | None:
     """Alrao's gap to the best SGD rate, when Alrao finished ok and some rate did."""
-    reference = next((entry for entry in baselines if entry.method == REFERENCE), None)
+    reference = find_baseline(baselines, REFERENCE)
     best = reference.best if reference is not None else None
     healthy_alrao = alrao.val_loss if alrao is not None and alrao.status == "ok" else None
     return gap(healthy_alrao, best.val_loss if best is not None else None)

@@ -89,18 +89,21 @@ def print_outcome(outcome, out: Console, err: Console, json_out: bool, quiet: bo
 
 
 def print_models(pattern: str, torchvision_models: bool, json_out: bool, out: Console) -> None:
-    """The zoo with parameter counts on MNIST-1D shapes, or torchvision's classifier names."""
-    from alrao_cli.registry import build_model, count_parameters, list_torchvision_models, list_zoo
+    """The zoo with parameter counts on MNIST-1D shapes, or torchvision's classifier names.
+
+    A pattern that matches nothing raises :class:`~alrao_cli.errors.AlraoUserError`.
+    """
+    from alrao_cli.registry import build_model, count_parameters, find_torchvision_models, find_zoo
 
     if torchvision_models:
-        names = list_torchvision_models(pattern)
+        names = find_torchvision_models(pattern)
         if json_out:
             out.print_json(json.dumps([f"torchvision:{n}" for n in names]))
         else:
             for name in names:
                 out.print(f"torchvision:{name}", highlight=False)
         return
-    entries = list_zoo(pattern)
+    entries = find_zoo(pattern)
     rows = []
     for entry in entries:
         params = count_parameters(build_model(entry.name, 10, (40,)))

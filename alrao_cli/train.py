@@ -184,9 +184,9 @@ def build_learner(spec: RunSpec, data: LoadedData, device: str | None = None) ->
     seed_everything(spec.seed)
     model = build_model(spec.arch, info.num_classes, info.input_shape, spec.model_kwargs)
     model.to(device)
-    _check_output_shape(model, spec.label, data, device)
-    params = count_parameters(model)
     x, y = _probe_batch(data, device)
+    _check_output_shape(model, spec.label, x, info.num_classes)
+    params = count_parameters(model)
     context = LearnerContext(info.num_classes, info.task, spec.seed, example_input=x)
     learner = get_method(spec.method.name).learner(model, spec.method, context)
     learner.module.eval()
@@ -201,8 +201,8 @@ def _probe_batch(data: LoadedData, device: torch.device) -> tuple[Tensor, Tensor
     return x.to(device), y.to(device)
 
 
-def _check_output_shape(model: nn.Module, label: str, data: LoadedData, device: torch.device) -> None:
-    x, _ = _probe_batch(data, device)
+def _check_output_shape(model: nn.Module, label: str, x: Tensor, num_classes: int) -> None:
+    """The bare model's forward on the probe batch works and gives ``[batch, num_classes]``."""
     model.eval()
     try:
         with torch.no_grad():
@@ -216,11 +216,11 @@ def _check_output_shape(model: nn.Module, label: str, data: LoadedData, device: 
             hint=f"`alrao check {shlex.quote(label)} --debug` shows the traceback",
         ) from error
     model.train()
-    expected = (x.shape[0], data.info.num_classes)
+    expected = (x.shape[0], num_classes)
     if not isinstance(out, Tensor) or tuple(out.shape) != expected:
         got = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
         raise AlraoUserError(
-            f"{label}: the model's output is {got}, expected [batch, {data.info.num_classes}] "
+            f"{label}: the model's output is {got}, expected [batch, {num_classes}] "
             f"for input {list(x.shape)}",
             hint="return one score per class (no softmax), shaped [batch, num_classes]",
         )
