@@ -206,19 +206,16 @@ def copy_learning_rates(lr_min: float, lr_max: float, n_copies: int) -> Tensor:
 def _copy_log_likelihoods(out: Tensor, target: Tensor, regression: bool) -> tuple[Tensor, Tensor]:
     """``log p_j(y_b | x_b)``, ``[B, N]``, from the copies' outputs ``out`` ``[B, N, K]``.
 
-    Returns it with what its gradient needs: the residual (regression) or the
-    class-major log-probabilities ``[B, K, N]`` (classification). Classes go outermost
-    because the CPU log-softmax then vectorises across the copies: about 4x faster than
-    over a last dimension of K = 10 classes.
+    Returns it with what its gradient needs, copy-major like ``out``: the residual
+    (regression) or the log-probabilities (classification).
     """
     batch, n_copies = out.shape[:2]
     if regression:
         saved = out - target.view(batch, 1, -1).to(out.dtype)  # the residual
         log_lik = -0.5 * saved.pow(2).sum(-1) - _HALF_LOG_2PI * out.shape[-1]
     else:
-        saved = F.log_softmax(out.transpose(1, 2).contiguous(), dim=1)  # [B, K, N]
-        index = target.view(batch, 1, 1).expand(batch, 1, n_copies)
-        log_lik = saved.gather(1, index).squeeze(1)
+        saved = F.log_softmax(out, dim=-1)
+        log_lik = saved.gather(2, target.view(batch, 1, 1).expand(batch, n_copies, 1)).squeeze(2)
     # A copy whose rate is too large diverges (its weights and outputs go to inf, then
     # NaN); it must count as probability zero, not poison the mixture.
     return vanishing_if_not_finite(log_lik), saved
@@ -236,16 +233,17 @@ class _AlraoHeadLoss(torch.autograd.Function):
     copy's log-likelihood ``ll[b, j]``, then
 
     - ``mixture_loss = -mean_b log sum_j a_j p_j(y_b|x_b)``, the loss of the model's
-      actual prediction,
-    - ``copy_log_lik[j] = mean_b ll[b, j]``, each copy's own (negated) loss, and
-    - ``backward_loss = mixture_loss - sum_j copy_log_lik[j]``, the only differentiable
-      output, so that ``backward()`` enters here directly, through no graph of small ops.
+      actual prediction, the only differentiable output, so that ``backward()`` enters
+      here directly, through no graph of small ops; and
+    - ``copy_log_lik[j] = mean_b ll[b, j]``, each copy's own (negated) loss.
 
-    Backward routes the gradients apart: the mixture's to ``z`` only (it trains the
-    pre-classifier), the copies' to ``W`` and ``b`` only (each copy learns as if alone).
-    That equals autograd through two linear maps, one with detached weights and one with
-    a detached input, for one product instead of two and a handful of small ops instead of
-    a graph of them (the tests compare it with that slow version).
+    Backward gives the gradient of ``mixture_loss - sum_j copy_log_lik[j]`` and routes
+    it apart: the mixture's part to ``z`` only (it trains the pre-classifier), the
+    copies' part to ``W`` and ``b`` only (each copy learns as if alone). That equals
+    autograd through two linear maps, one with detached weights and one with a detached
+    input, for one product instead of two and a handful of small ops instead of a graph
+    of them (the tests compare it with that slow version). On a CPU these small ops
+    cost more than the products, so each one here is counted.
     """
 
     @staticmethod
@@ -254,8 +252,8 @@ class _AlraoHeadLoss(torch.autograd.Function):
         out = F.linear(z, weight, bias).view(batch, n_copies, -1)  # [B, N, K]
         log_lik, saved = _copy_log_likelihoods(out, target, regression)  # [B, N]
         log_joint = log_lik + log_posterior.to(log_lik.dtype)  # log a_j p_j(y_b|x_b)
-        # logsumexp and the responsibilities from one exp: a handful of small ops fewer
-        # than torch.logsumexp followed by a softmax, and these ops dominate a CPU head.
+        # logsumexp and the responsibilities from one exp: fewer small ops than
+        # torch.logsumexp followed by a softmax.
         top = log_joint.amax(dim=1, keepdim=True)  # [B, 1]; -inf only if every copy diverged
         responsibility = (log_joint - top).exp_()
         total = responsibility.sum(dim=1, keepdim=True)
@@ -263,28 +261,27 @@ class _AlraoHeadLoss(torch.autograd.Function):
         log_mix = total.log_().add_(top)  # [B, 1]
         ctx.save_for_backward(z, weight, saved, responsibility, target)
         ctx.regression = regression
-        mixture_loss, copy_log_lik = -log_mix.mean(), log_lik.mean(0)
-        ctx.mark_non_differentiable(mixture_loss, copy_log_lik)
-        return mixture_loss - copy_log_lik.sum(), mixture_loss, copy_log_lik
+        copy_log_lik = log_lik.mean(0)
+        ctx.mark_non_differentiable(copy_log_lik)
+        return -log_mix.mean(), copy_log_lik
 
     @staticmethod
-    def backward(ctx, grad, _grad_mixture_loss, _grad_copy_log_lik):  # noqa: D102
+    def backward(ctx, grad, _grad_copy_log_lik):  # noqa: D102
         z, weight, saved, responsibility, target = ctx.saved_tensors
         batch, n_copies = responsibility.shape
         # own[b, j, k] = d (copy j's own loss) / d out[b, j, k] = -(d ll / d out) / B, with
         # d ll / d out = -(out - y) (regression) or one-hot(y) - softmax (classification).
         # The mixture's gradient is the same, weighted by copy j's responsibility for b.
         scale = grad / batch
-        if ctx.regression:  # the residual is already copy-major, [B, N, K]
-            own = (saved * scale).view(batch, -1)
-        else:  # softmax - one-hot(y), from the class-major log-softmax [B, K, N]
+        if ctx.regression:  # the residual
+            own = saved * scale
+        else:  # softmax - one-hot(y), from the log-softmax
             own = saved.exp().mul_(scale)
-            at_target = target.view(batch, 1, 1).expand(batch, 1, n_copies)
-            own.scatter_add_(1, at_target, (-scale).expand(batch, 1, n_copies))
-            own = own.transpose(1, 2).reshape(batch, -1)  # [B, N*K], copy-major like the weight
+            at_target = target.view(batch, 1, 1).expand(batch, n_copies, 1)
+            own.scatter_add_(2, at_target, (-scale).expand(batch, n_copies, 1))
         # A diverged copy (NaN outputs, zero responsibility) sends nothing back, neither to
         # z nor to itself, and its non-finite weights stay out of grad_z (0 * inf is NaN).
-        own.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        own = own.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).view(batch, -1)  # [B, N*K], like the weight
         grad_z = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             mixture = (own.view(batch, n_copies, -1) * responsibility.to(own.dtype).unsqueeze(-1)).view(batch, -1)
@@ -329,12 +326,13 @@ class CopiesHead(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """The loss to backpropagate, the mixture's loss, each copy's mean log-likelihood.
 
-        Only the first carries gradients: the mixture's part of it trains the
-        pre-classifier only, the copies' part the copies only (see
-        :class:`_AlraoHeadLoss`). The other two (a scalar, ``[N]``) are for reporting and
-        for the switch.
+        The first two have the same value; only the first carries gradients, and they
+        are Alrao's: the mixture's loss trains the pre-classifier only, each copy's own
+        loss trains that copy only (see :class:`_AlraoHeadLoss`). The other two (a
+        scalar, ``[N]``) are for reporting and for the switch.
         """
-        return _AlraoHeadLoss.apply(
+        backward_loss, copy_log_lik = _AlraoHeadLoss.apply(
             z, self.weight.view(-1, self.in_features), self.bias.view(-1),
             target, log_posterior, self.n_copies, regression,
         )
+        return backward_loss, backward_loss.detach(), copy_log_lik

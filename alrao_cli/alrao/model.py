@@ -40,10 +40,11 @@ Task = Literal["classification", "regression"]
 class AlraoLoss:
     """What one minibatch gives: the loss to backpropagate and what to report.
 
-    ``backward_loss`` is the mixture's loss plus the copies' own losses; their gradients
-    are routed so that each part trains only its own parameters. ``mixture_loss`` (the
-    number to report and to check for divergence) and ``copy_log_likelihoods`` (``[N]``,
-    each copy's mean log-likelihood, for :meth:`AlraoModel.update_switch`) are detached.
+    ``backward_loss`` has the mixture's loss as its value and Alrao's gradient: the
+    mixture's loss trains the pre-classifier, each copy's own loss trains that copy.
+    ``mixture_loss`` (the same number, to report and to check for divergence) and
+    ``copy_log_likelihoods`` (``[N]``, each copy's mean log-likelihood, for
+    :meth:`AlraoModel.update_switch`) are detached.
     """
 
     backward_loss: Tensor
@@ -168,7 +169,6 @@ class AlraoModel(nn.Module):
         log_a = self.switch.log_posterior.to(log_lik.dtype).view(1, -1)
         return -torch.logsumexp(log_a + log_lik, dim=1)
 
-    @torch.no_grad()
     def update_switch(self, copy_log_likelihoods: Tensor) -> None:
         """Tell the switch how well each copy predicted the last minibatch."""
         self.switch.update(copy_log_likelihoods)

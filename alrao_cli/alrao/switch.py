@@ -63,8 +63,8 @@ class Switch(nn.Module):
         self.steps = 0
         uniform = -math.log(n_models)
         # What a switch hands to each copy: theta/K to "may switch again", (1-theta)/K to "final".
-        self._host_prior = (_log(theta) + uniform, _log(1.0 - theta) + uniform)  # constants of the recursion
-        log_prior = torch.tensor([[value] for value in self._host_prior], dtype=torch.float64)
+        log_prior = torch.tensor([[_log(theta)], [_log(1.0 - theta)]], dtype=torch.float64) + uniform
+        self._share_a, self._share_b = theta / n_models, (1.0 - theta) / n_models  # the same, as floats
         self.register_buffer("log_prior", log_prior, persistent=False)  # [2, 1]
         self.register_buffer("log_weights", log_prior.expand(2, n_models).clone())  # [2, N]
         # The log-posterior for the next prediction, kept in the working dtype so the
@@ -110,7 +110,7 @@ class Switch(nn.Module):
         """
         self.steps += 1
         if self.log_weights.device.type == "cpu":  # a CPU model, or one on MPS (a host copy)
-            self._update_on_host(log_likelihoods.detach().tolist())
+            self._update_on_host(log_likelihoods.detach())
         else:
             self._update_on_device(log_likelihoods.detach())
 
@@ -131,32 +131,49 @@ class Switch(nn.Module):
         log_w.sub_(torch.logsumexp(log_w.view(-1), dim=0))
         torch.logsumexp(log_w, dim=0, out=self.log_posterior)
 
-    def _update_on_host(self, log_likelihoods: list[float]) -> None:
-        """The same recursion in Python floats, for CPU training.
+    def _update_on_host(self, log_likelihoods: Tensor) -> None:
+        """The same recursion in Python floats, for CPU training (and the host copy of MPS).
 
-        Right after a training step, each of a dozen tiny tensor ops costs tens of
-        microseconds (the step's large kernels have evicted the dispatcher's code from
-        the caches); plain floats do the whole update in a fraction of that.
+        Right after a training step, the step's large kernels have evicted everything
+        else from the caches: a tiny tensor op then costs tens of microseconds, and so
+        does a numpy ufunc. Python arithmetic on ten floats does not. To need few calls,
+        the weights leave log space relative to the largest one (so that none overflows),
+        mix linearly and are logged back; a row that receives no switched mass
+        (``theta`` = 0 or 1) stays in log space, exactly, whatever underflows.
         """
-        state = self.log_weights.numpy()  # shares memory with the buffer
-        log_wa, log_wb = state.tolist()
-        log_p = [p if -math.inf < p < math.inf else _LOG_VANISHING for p in log_likelihoods]
-        log_wa = [w + p for w, p in zip(log_wa, log_p)]
-        log_wb = [w + p for w, p in zip(log_wb, log_p)]
-        log_switch = -math.log1p(self.steps)
-        log_stay = math.log(self.steps) + log_switch
-        log_pool = _logsumexp(log_wa) + log_switch
-        prior_a, prior_b = self._host_prior
-        to_a, to_b = log_pool + prior_a, log_pool + prior_b
-        log_wa = [_logaddexp(w + log_stay, to_a) for w in log_wa]
-        log_wb = [_logaddexp(w, to_b) for w in log_wb]
-        total = _logsumexp(log_wa + log_wb)
-        state[0] = log_wa = [w - total for w in log_wa]
-        state[1] = log_wb = [w - total for w in log_wb]
-        log_posterior = [_logaddexp(a, b) for a, b in zip(log_wa, log_wb)]
-        if self.log_posterior.device.type == "cpu" and self.log_posterior.dtype in _NUMPY_DTYPES:
+        log_p = [p if -math.inf < p < math.inf else _LOG_VANISHING for p in log_likelihoods.tolist()]
+        state = self.log_weights.numpy()  # shares memory with the buffer, [2, N]
+        log_wa, log_wb = ([w + p for w, p in zip(row, log_p)] for row in state.tolist())
+        top = max(max(log_wa), max(log_wb))
+        wa = [math.exp(w - top) for w in log_wa]  # the largest is 1
+        wb = [math.exp(w - top) for w in log_wb]
+        # P(switch after observation t | no switch yet) = 1 / (t + 1); the mass that
+        # switches leaves the "may switch" row and is shared out by the prior.
+        pool = math.fsum(wa) / (self.steps + 1)
+        stay = self.steps / (self.steps + 1)
+        gain_a, gain_b = pool * self._share_a, pool * self._share_b
+        if gain_a > 0:
+            wa = [w * stay + gain_a for w in wa]
+            log_wa = [math.log(w) for w in wa]  # relative to top, from here on
+        else:
+            wa = [w * stay for w in wa]
+            log_wa = [w - top + math.log(stay) for w in log_wa]
+        if gain_b > 0:
+            wb = [w + gain_b for w in wb]
+            log_wb = [math.log(w) for w in wb]
+        else:
+            log_wb = [w - top for w in log_wb]
+        log_total = math.log(math.fsum(wa) + math.fsum(wb))  # at least 1/2: the top weight stayed
+        log_wa = [w - log_total for w in log_wa]
+        log_wb = [w - log_total for w in log_wb]
+        state[:] = (log_wa, log_wb)
+        log_posterior = [
+            math.log(a + b) - log_total if a + b > 0 else _logaddexp(la, lb)
+            for a, b, la, lb in zip(wa, wb, log_wa, log_wb)
+        ]
+        try:
             self.log_posterior.numpy()[:] = log_posterior
-        else:  # the posterior lives on MPS, or in a dtype numpy lacks (bfloat16)
+        except TypeError:  # the posterior lives on MPS, or in a dtype numpy lacks (bfloat16)
             self.log_posterior.copy_(torch.tensor(log_posterior, dtype=self.log_posterior.dtype))
 
     def get_extra_state(self) -> dict:
@@ -168,7 +185,6 @@ class Switch(nn.Module):
 
 # The buffers that hold the recursion's state: float64 wherever the model goes.
 _FLOAT64_STATE = ("log_prior", "log_weights")
-_NUMPY_DTYPES = (torch.float16, torch.float32, torch.float64)
 
 # A diverged copy's log-likelihood: so small that it never matters, yet finite, so the
 # weights stay finite even if every copy diverged at once.
@@ -177,13 +193,6 @@ _LOG_VANISHING = -1e30
 
 def _log(x: float) -> float:
     return math.log(x) if x > 0 else -math.inf
-
-
-def _logsumexp(values: list[float]) -> float:
-    top = max(values)
-    if top == -math.inf:
-        return top
-    return top + math.log(math.fsum(math.exp(v - top) for v in values))
 
 
 def _logaddexp(a: float, b: float) -> float:
