@@ -1,8 +1,8 @@
 """The output layer: finding it in a user's model, and its N copies.
 
 Alrao replaces the classifier layer by N copies with log-spaced rates (paper, section 2).
-The copies are stored as one weight ``[N, K, d]`` so that all of them run as a single
-matrix product, and one autograd function computes their outputs once while routing the
+The copies are one weight ``[N, K, d]`` so that all of them run as a single matrix
+product, and one autograd function computes their outputs once while routing the
 gradients of the two losses apart: the mixture's gradient goes to the features ``z`` only
 (it trains the pre-classifier), each copy's own gradient goes to its weights only (it
 trains the copy as if it were alone).
@@ -204,18 +204,18 @@ def copy_learning_rates(lr_min: float, lr_max: float, n_copies: int) -> Tensor:
 
 
 def _copy_log_likelihoods(out: Tensor, target: Tensor, regression: bool) -> tuple[Tensor, Tensor]:
-    """``log p_j(y_b | x_b)``, ``[B, N]``, from the copies' outputs ``out`` ``[B, N, K]``.
+    """``log p_j(y_b | x_b)``, ``[B, N]``, from the copies' outputs ``out``, class-major ``[B, K, N]``.
 
-    Returns it with what its gradient needs, copy-major like ``out``: the residual
+    Returns it with what its gradient needs, laid out like ``out``: the residual
     (regression) or the log-probabilities (classification).
     """
-    batch, n_copies = out.shape[:2]
+    batch, _, n_copies = out.shape
     if regression:
-        saved = out - target.view(batch, 1, -1).to(out.dtype)  # the residual
-        log_lik = -0.5 * saved.pow(2).sum(-1) - _HALF_LOG_2PI * out.shape[-1]
+        saved = out - target.view(batch, -1, 1).to(out.dtype)  # the residual
+        log_lik = -0.5 * saved.pow(2).sum(1) - _HALF_LOG_2PI * out.shape[1]
     else:
-        saved = F.log_softmax(out, dim=-1)
-        log_lik = saved.gather(2, target.view(batch, 1, 1).expand(batch, n_copies, 1)).squeeze(2)
+        saved = F.log_softmax(out, dim=1)
+        log_lik = saved.gather(1, target.view(batch, 1, 1).expand(batch, 1, n_copies)).squeeze(1)
     # A copy whose rate is too large diverges (its weights and outputs go to inf, then
     # NaN); it must count as probability zero, not poison the mixture.
     return vanishing_if_not_finite(log_lik), saved
@@ -229,8 +229,8 @@ def vanishing_if_not_finite(log_p: Tensor) -> Tensor:
 class _AlraoHeadLoss(torch.autograd.Function):
     """The copies' outputs and both Alrao losses in one function, with one forward product.
 
-    Forward: ``out = z W^T + b`` for all N copies at once (``W`` is ``[N*K, d]``), each
-    copy's log-likelihood ``ll[b, j]``, then
+    Forward: ``out = z W^T + b`` for all N copies at once (``W`` is ``[K*N, d]``,
+    class-major), each copy's log-likelihood ``ll[b, j]``, then
 
     - ``mixture_loss = -mean_b log sum_j a_j p_j(y_b|x_b)``, the loss of the model's
       actual prediction, the only differentiable output, so that ``backward()`` enters
@@ -249,7 +249,7 @@ class _AlraoHeadLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, weight, bias, target, log_posterior, n_copies: int, regression: bool):  # noqa: D102
         batch = z.shape[0]
-        out = F.linear(z, weight, bias).view(batch, n_copies, -1)  # [B, N, K]
+        out = F.linear(z, weight, bias).view(batch, -1, n_copies)  # [B, K, N]
         log_lik, saved = _copy_log_likelihoods(out, target, regression)  # [B, N]
         log_joint = log_lik + log_posterior.to(log_lik.dtype)  # log a_j p_j(y_b|x_b)
         # logsumexp and the responsibilities from one exp: fewer small ops than
@@ -269,7 +269,7 @@ class _AlraoHeadLoss(torch.autograd.Function):
     def backward(ctx, grad, _grad_copy_log_lik):  # noqa: D102
         z, weight, saved, responsibility, target = ctx.saved_tensors
         batch, n_copies = responsibility.shape
-        # own[b, j, k] = d (copy j's own loss) / d out[b, j, k] = -(d ll / d out) / B, with
+        # own[b, k, j] = d (copy j's own loss) / d out[b, k, j] = -(d ll / d out) / B, with
         # d ll / d out = -(out - y) (regression) or one-hot(y) - softmax (classification).
         # The mixture's gradient is the same, weighted by copy j's responsibility for b.
         scale = grad / batch
@@ -277,15 +277,16 @@ class _AlraoHeadLoss(torch.autograd.Function):
             own = saved * scale
         else:  # softmax - one-hot(y), from the log-softmax
             own = saved.exp().mul_(scale)
-            at_target = target.view(batch, 1, 1).expand(batch, n_copies, 1)
-            own.scatter_add_(2, at_target, (-scale).expand(batch, n_copies, 1))
+            at_target = target.view(batch, 1, 1).expand(batch, 1, n_copies)
+            own.scatter_add_(1, at_target, (-scale).expand(batch, 1, n_copies))
         # A diverged copy (NaN outputs, zero responsibility) sends nothing back, neither to
         # z nor to itself, and its non-finite weights stay out of grad_z (0 * inf is NaN).
-        own = own.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).view(batch, -1)  # [B, N*K], like the weight
+        own.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
         grad_z = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            mixture = (own.view(batch, n_copies, -1) * responsibility.to(own.dtype).unsqueeze(-1)).view(batch, -1)
+            mixture = (own * responsibility.to(own.dtype).unsqueeze(1)).view(batch, -1)
             grad_z = (mixture @ torch.nan_to_num(weight, nan=0.0, posinf=0.0, neginf=0.0)).to(z.dtype)
+        own = own.view(batch, -1)  # [B, K*N], like the weight's rows
         if ctx.needs_input_grad[1]:
             grad_w = own.t() @ z.to(weight.dtype)
         if ctx.needs_input_grad[2]:
@@ -294,10 +295,16 @@ class _AlraoHeadLoss(torch.autograd.Function):
 
 
 class CopiesHead(nn.Module):
-    """N copies of a ``Linear(d, K)`` output layer, as one ``[N, K, d]`` weight.
+    """N copies of a ``Linear(d, K)`` output layer: ``weight[j]`` ``[K, d]`` and ``bias[j]`` are copy j's.
 
     Each copy is initialised independently, as ``nn.Linear`` would (uniform in
     ``+-1/sqrt(d)``), from the given generator so that the seed fixes them.
+
+    The parameters are ``[N, K, d]`` and ``[N, K]`` views of class-major storage
+    (``[K, N, d]``, ``[K, N]``): one product then gives every copy's outputs with the
+    classes outermost, ``[B, K, N]``, the layout where the CPU log-softmax vectorises
+    across the copies (up to 4x faster than over a last dimension of 10 classes), with no
+    transposition either way. Their gradients and optimizer states take the same layout.
     """
 
     def __init__(
@@ -309,17 +316,29 @@ class CopiesHead(nn.Module):
         self.n_copies = n_copies
         bound = 1.0 / math.sqrt(in_features)
         shape = (n_copies, out_features, in_features)
-        self.weight = nn.Parameter((torch.rand(shape, generator=generator) * 2 - 1) * bound)
-        self.bias = nn.Parameter((torch.rand(shape[:2], generator=generator) * 2 - 1) * bound)
+        weight = (torch.rand(shape, generator=generator) * 2 - 1) * bound
+        bias = (torch.rand(shape[:2], generator=generator) * 2 - 1) * bound
+        self.weight = nn.Parameter(weight.transpose(0, 1).contiguous().transpose(0, 1))
+        self.bias = nn.Parameter(bias.t().contiguous().t())
+
+    def _class_major(self) -> tuple[Tensor, Tensor]:
+        """The weight as ``[K*N, d]`` and the bias as ``[K*N]``, rows ordered by class, then copy.
+
+        Views of the parameters (a copy only if something changed their layout).
+        """
+        return self.weight.transpose(0, 1).reshape(-1, self.in_features), self.bias.t().reshape(-1)
+
+    def class_major_outputs(self, z: Tensor) -> Tensor:
+        """Every copy's output, ``[B, K, N]`` (no gradient routing)."""
+        return F.linear(z, *self._class_major()).view(z.shape[0], self.out_features, self.n_copies)
 
     def forward(self, z: Tensor) -> Tensor:
         """Every copy's output, ``[B, N, K]``, for prediction (no gradient routing)."""
-        out = F.linear(z, self.weight.view(-1, self.in_features), self.bias.view(-1))
-        return out.view(z.shape[0], self.n_copies, self.out_features)
+        return self.class_major_outputs(z).transpose(1, 2)
 
     def log_likelihoods(self, z: Tensor, target: Tensor, regression: bool) -> Tensor:
         """``log p_j(y_b | x_b)`` for every example and copy, ``[B, N]`` (no gradient routing)."""
-        return _copy_log_likelihoods(self(z), target, regression)[0]
+        return _copy_log_likelihoods(self.class_major_outputs(z), target, regression)[0]
 
     def losses(
         self, z: Tensor, target: Tensor, log_posterior: Tensor, regression: bool
@@ -332,7 +351,6 @@ class CopiesHead(nn.Module):
         scalar, ``[N]``) are for reporting and for the switch.
         """
         backward_loss, copy_log_lik = _AlraoHeadLoss.apply(
-            z, self.weight.view(-1, self.in_features), self.bias.view(-1),
-            target, log_posterior, self.n_copies, regression,
+            z, *self._class_major(), target, log_posterior, self.n_copies, regression
         )
         return backward_loss, backward_loss.detach(), copy_log_lik

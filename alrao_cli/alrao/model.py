@@ -146,14 +146,14 @@ class AlraoModel(nn.Module):
         return tap.features(self.pre_classifier, x)
 
     def forward(self, x: Tensor) -> Tensor:
-        outputs = self.copies(self.features(x))  # [B, N, K]
-        log_a = self.switch.log_posterior.view(1, -1, 1)
+        outputs = self.copies.class_major_outputs(self.features(x))  # [B, K, N]
+        log_a = self.switch.log_posterior.view(1, 1, -1)
         if self.task == "regression":  # the mixture's mean, over the copies that have not diverged
-            alive = torch.isfinite(outputs).all(dim=-1, keepdim=True)
+            alive = torch.isfinite(outputs).all(dim=1, keepdim=True)
             weights = log_a.exp() * alive
-            return (torch.where(alive, outputs, 0.0) * weights).sum(dim=1) / weights.sum(dim=1)
-        log_p = vanishing_if_not_finite(F.log_softmax(outputs, dim=-1))  # a diverged copy: p = 0
-        return torch.logsumexp(log_a + log_p, dim=1)
+            return (torch.where(alive, outputs, 0.0) * weights).sum(dim=2) / weights.sum(dim=2)
+        log_p = vanishing_if_not_finite(F.log_softmax(outputs, dim=1))  # a diverged copy: p = 0
+        return torch.logsumexp(log_a + log_p, dim=2)
 
     def loss(self, x: Tensor, y: Tensor) -> AlraoLoss:
         """The single-backward Alrao loss of one minibatch (predict with the current posterior)."""
