@@ -111,6 +111,24 @@ def test_the_step_applies_each_features_rate():
         assert torch.allclose(p, expected, atol=1e-7), name
 
 
+def test_copies_are_stored_class_major_and_their_gradients_and_momentum_keep_that_layout():
+    # weight[j] is copy j, while the memory runs class by class: the product then gives
+    # [B, K, N] directly. A gradient or momentum buffer in another layout would mean a
+    # copy per step (autograd's or the optimizer's).
+    model = AlraoModel(make_mlp(), num_classes=5, n_copies=3)
+    weight, bias = model.copies.weight, model.copies.bias
+    assert weight.shape == (3, 5, 16) and weight.transpose(0, 1).is_contiguous()
+    assert bias.shape == (3, 5) and bias.t().is_contiguous()
+    optimizer = AlraoSGD(model, momentum=0.9)
+    alrao_step(model, optimizer, *batch())
+    for p in (weight, bias):
+        assert p.grad.stride() == p.stride()
+        assert optimizer.state[p]["momentum_buffer"].stride() == p.stride()
+    loaded = AlraoModel(make_mlp(), num_classes=5, n_copies=3)
+    loaded.load_state_dict(model.state_dict())
+    assert loaded.copies.weight.stride() == weight.stride() and torch.equal(loaded.copies.weight, weight)
+
+
 def test_copy_rates_are_log_spaced_with_both_ends():
     model = AlraoModel(make_mlp(), num_classes=5, lr_min=1e-4, lr_max=1.0, n_copies=5)
     assert torch.allclose(model.copy_lrs, torch.tensor([1e-4, 1e-3, 1e-2, 1e-1, 1.0]), rtol=1e-5)
