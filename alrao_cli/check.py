@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from alrao_cli.alrao import AlraoModel, AlraoSGD, alrao_step
+from alrao_cli.alrao.model import lazy_parameters
 from alrao_cli.config import model_settings
 from alrao_cli.data import DataInfo, LoadedData, batches
 from alrao_cli.errors import AlraoDivergedError, AlraoUserError
@@ -258,6 +259,7 @@ class _Checker:
         self.steps, self.seed, self.kwargs, self.head = steps, seed, kwargs, head
         self.model: nn.Module | None = None
         self.output: Tensor | None = None  # the unwrapped model's output on the batch
+        self.lazy = False  # whether the model has lazy layers, sized by its first forward
         self.wrapped: AlraoModel | None = None
         self.optimizer: AlraoSGD | None = None
         self.losses: tuple[float, ...] = ()
@@ -307,6 +309,9 @@ class _Checker:
     def build(self) -> _Passed:
         torch.manual_seed(self.seed)
         self.model = build_model(self.arch, self.info.num_classes, self.info.input_shape, self.kwargs)
+        self.lazy = bool(lazy_parameters(self.model))
+        if self.lazy:  # sized by the first forward: counted there
+            return _Passed(f"{type(self.model).__name__}, lazy layers (parameters counted after the forward)")
         return _Passed(f"{type(self.model).__name__}, {count_parameters(self.model):,} parameters")
 
     def forward(self) -> _Passed:
@@ -325,6 +330,8 @@ class _Checker:
         if bad:
             raise CheckFailed(f"the output holds {bad} non-finite values (NaN or inf) out of {output.numel()}")
         self.output = output
+        if self.lazy:
+            return _Passed(f"output {list(output.shape)}, {count_parameters(self.model):,} parameters")
         return _Passed(f"output {list(output.shape)}")
 
     def wrap(self) -> _Passed:

@@ -35,8 +35,8 @@ from types import ModuleType
 from typing import Any, Literal
 
 from torch import nn
-from torch.nn.parameter import is_lazy
 
+from alrao_cli.alrao.model import lazy_parameters
 from alrao_cli.errors import AlraoUserError
 
 TORCHVISION_PREFIX = "torchvision:"
@@ -554,11 +554,10 @@ def count_parameters(model: nn.Module) -> int:
     A lazy layer (``nn.LazyLinear``, ``nn.LazyConv2d``...) has no size until its first
     forward pass; counting before one is an error that says so, never a wrong number.
     """
-    lazy = [name for name, p in model.named_parameters() if is_lazy(p)]
+    lazy = lazy_parameters(model)
     if lazy:
-        shown = ", ".join(lazy[:3]) + (f" and {len(lazy) - 3} more" if len(lazy) > 3 else "")
         raise ValueError(
-            f"cannot count the parameters of {type(model).__name__} yet: {shown} not initialized "
+            f"cannot count the parameters of {type(model).__name__} yet: {lazy} not initialized "
             "(lazy layers take their size from the first input); count them after a forward pass"
         )
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -129,6 +129,22 @@ def test_copies_are_stored_class_major_and_their_gradients_and_momentum_keep_tha
     assert loaded.copies.weight.stride() == weight.stride() and torch.equal(loaded.copies.weight, weight)
 
 
+def test_lazy_layers_are_sized_by_the_example_input_and_refused_without_one():
+    def lazy_mlp():
+        return nn.Sequential(nn.LazyLinear(16), nn.ReLU(), nn.LazyLinear(5))
+
+    with pytest.raises(AlraoUserError, match=r"lazy layers with no size yet \(0.weight, 0.bias, 2.weight") as info:
+        AlraoModel(lazy_mlp(), num_classes=5)
+    assert "example_input=" in info.value.hint
+    x, y = batch()
+    model = AlraoModel(lazy_mlp(), num_classes=5, n_copies=3, example_input=x)
+    assert model.head_name == "2" and model.copies.weight.shape == (3, 5, 16)
+    assert model.rate_of("pre_classifier.0.weight").shape == (16, 1)
+    assert model.pre_classifier[0].training  # the sizing forward left the modes alone
+    losses = [alrao_step(model, AlraoSGD(model), x, y) for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+
+
 def test_copy_rates_are_log_spaced_with_both_ends():
     model = AlraoModel(make_mlp(), num_classes=5, lr_min=1e-4, lr_max=1.0, n_copies=5)
     assert torch.allclose(model.copy_lrs, torch.tensor([1e-4, 1e-3, 1e-2, 1e-1, 1.0]), rtol=1e-5)

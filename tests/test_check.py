@@ -402,6 +402,23 @@ def test_a_named_head_and_model_kwargs_reach_the_model(data, tmp_path):
         assert given.items[0].detail == f"NeedsWidth, {40 * width + width + width * 10 + 10:,} parameters"
 
 
+LAZY_MODEL = """
+from torch import nn
+
+
+def build_model(num_classes, input_shape):
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(12), nn.ReLU(), nn.LazyLinear(num_classes))
+"""
+
+
+def test_a_model_with_lazy_layers_passes_and_is_counted_once_sized(data, tmp_path):
+    (result,) = run_checks([write_model(tmp_path, "lazy", LAZY_MODEL)], data)
+    assert result.passed, failure_lines([result])
+    build, forward = result.items[:2]
+    assert "parameters counted after the forward" in build.detail
+    assert forward.detail.endswith(f"{40 * 12 + 12 + 12 * 10 + 10:,} parameters")
+
+
 def test_the_junit_path_is_checked_before_anything_runs(tmp_path):
     check_junit_path(tmp_path / "new" / "deeper" / "alrao.xml")  # missing folders are fine
     assert (tmp_path / "new" / "deeper").is_dir() and not list((tmp_path / "new" / "deeper").iterdir())

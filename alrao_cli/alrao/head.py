@@ -70,6 +70,22 @@ def head_candidates(model: nn.Module, num_classes: int) -> list[str]:
     ]
 
 
+def probe_forward(model: nn.Module, example_input: Tensor) -> object:
+    """One forward pass that changes nothing: eval mode (no dropout, no BatchNorm update),
+    no gradients, then every module back in the mode it was in.
+
+    What it does do is give lazy layers (``nn.LazyLinear``...) their sizes.
+    """
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(example_input)
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+
 def _probe_head(model: nn.Module, num_classes: int, candidates: list[str], example_input: Tensor) -> str:
     """The candidate whose output tensor is the one the model returns, on one forward pass."""
     outputs: dict[str, object] = {}
@@ -79,16 +95,11 @@ def _probe_head(model: nn.Module, num_classes: int, candidates: list[str], examp
         )
         for name in candidates
     ]
-    modes = {m: m.training for m in model.modules()}  # eval for the probe, then as they were
-    model.eval()
     try:
-        with torch.no_grad():
-            result = model(example_input)
+        result = probe_forward(model, example_input)
     finally:
         for hook in hooks:
             hook.remove()
-        for m, training in modes.items():
-            m.training = training
     for name in candidates:
         if outputs.get(name) is result:
             return name

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parameter import is_lazy
 
 from alrao_cli.alrao.head import (
     CopiesHead,
@@ -27,11 +28,13 @@ from alrao_cli.alrao.head import (
     copy_learning_rates,
     find_head,
     head_candidates,
+    probe_forward,
     replace_submodule,
     vanishing_if_not_finite,
 )
 from alrao_cli.alrao.lr_sampling import Granularity, sample_feature_lrs
 from alrao_cli.alrao.switch import Switch
+from alrao_cli.errors import AlraoUserError
 
 Task = Literal["classification", "regression"]
 
@@ -70,6 +73,9 @@ class AlraoModel(nn.Module):
     ``forward(x)`` predicts: for classification the mixture's log-probabilities
     ``[B, K]`` (use ``nll_loss`` on them), for regression the posterior-weighted mean.
     Regression uses a unit-variance Gaussian likelihood for the switch and the mixture.
+
+    Lazy layers (``nn.LazyLinear``...) need their sizes before rates can be drawn for
+    them: give ``example_input``, or run one forward pass before wrapping the model.
     """
 
     def __init__(
@@ -96,6 +102,7 @@ class AlraoModel(nn.Module):
         self.task: Task = task
         self.num_classes = num_classes
         self.lr_min, self.lr_max = lr_min, lr_max
+        _size_lazy_layers(model, example_input)
         self.head_name = find_head(model, num_classes, head, example_input)
         guessed_among = () if head is not None or example_input is not None else head_candidates(model, num_classes)
         others = tuple(name for name in guessed_among if name != self.head_name)
@@ -195,3 +202,25 @@ class AlraoModel(nn.Module):
     def single_rate_parameters(self) -> list[str]:
         """Parameters that fell back to one rate for the whole tensor."""
         return [name for name, feature in self.rate_features.items() if feature == "tensor"]
+
+
+
+def lazy_parameters(model: nn.Module) -> str:
+    """The parameters of lazy layers (``nn.LazyLinear``...) with no size yet, as a few
+    names for a message ("1.weight, 1.bias"); empty when there are none."""
+    lazy = [name for name, p in model.named_parameters() if is_lazy(p)]
+    return ", ".join(lazy[:3]) + (f" and {len(lazy) - 3} more" if len(lazy) > 3 else "")
+
+
+def _size_lazy_layers(model: nn.Module, example_input: Tensor | None) -> None:
+    """Give lazy layers their sizes with one forward pass on ``example_input``; without one, say what to do."""
+    lazy = lazy_parameters(model)
+    if not lazy:
+        return
+    if example_input is None:
+        raise AlraoUserError(
+            f"the model has lazy layers with no size yet ({lazy}): Alrao draws a rate per feature, "
+            "so it needs their sizes",
+            hint="give AlraoModel an example_input= batch, or run one forward pass before wrapping the model",
+        )
+    probe_forward(model, example_input)
