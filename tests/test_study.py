@@ -7,6 +7,7 @@ import os
 import pickle
 import shlex
 import signal
+import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -289,6 +290,22 @@ def test_help_still_works_through_main(monkeypatch, capsys):
     with pytest.raises(SystemExit) as caught:
         cli.main()
     assert caught.value.code == 0 and "--epochs" in capsys.readouterr().out
+
+
+def test_help_answers_without_importing_torch():
+    # torch takes seconds to import; --help, and the package itself, must not wait for it
+    script = (
+        "import sys\n"
+        "import alrao_cli, alrao_cli.cli\n"
+        "sys.argv = ['alrao', 'screen', '--help']\n"
+        "try:\n    alrao_cli.cli.main()\nexcept SystemExit as done:\n    code = done.code\n"
+        "print('exit', code, 'torch' in sys.modules)\n"
+        "alrao_cli.AlraoModel\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == ["exit 0 False", "True"]
 
 
 def test_debug_shows_the_model_files_own_frame(models, tmp_path):
