@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from alrao_cli.alrao import AlraoModel, AlraoSGD, alrao_step
-from alrao_cli.alrao.model import lazy_parameters
+from alrao_cli.alrao.model import lazy_parameters_text
 from alrao_cli.config import model_settings
 from alrao_cli.data import DataInfo, LoadedData, batches
 from alrao_cli.errors import AlraoDivergedError, AlraoUserError
@@ -309,7 +309,7 @@ class _Checker:
     def build(self) -> _Passed:
         torch.manual_seed(self.seed)
         self.model = build_model(self.arch, self.info.num_classes, self.info.input_shape, self.kwargs)
-        self.lazy = bool(lazy_parameters(self.model))
+        self.lazy = bool(lazy_parameters_text(self.model))
         if self.lazy:  # sized by the first forward: counted there
             return _Passed(f"{type(self.model).__name__}, lazy layers (parameters counted after the forward)")
         return _Passed(f"{type(self.model).__name__}, {count_parameters(self.model):,} parameters")

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from alrao_cli.alrao.model import lazy_parameters
+from alrao_cli.alrao.model import lazy_parameters_text
 from alrao_cli.errors import AlraoUserError
 
 TORCHVISION_PREFIX = "torchvision:"
@@ -554,7 +554,7 @@ def count_parameters(model: nn.Module) -> int:
     A lazy layer (``nn.LazyLinear``, ``nn.LazyConv2d``...) has no size until its first
     forward pass; counting before one is an error that says so, never a wrong number.
     """
-    lazy = lazy_parameters(model)
+    lazy = lazy_parameters_text(model)
     if lazy:
         raise ValueError(
             f"cannot count the parameters of {type(model).__name__} yet: {lazy} not initialized "

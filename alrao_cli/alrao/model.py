@@ -204,8 +204,7 @@ class AlraoModel(nn.Module):
         return [name for name, feature in self.rate_features.items() if feature == "tensor"]
 
 
-
-def lazy_parameters(model: nn.Module) -> str:
+def lazy_parameters_text(model: nn.Module) -> str:
     """The parameters of lazy layers (``nn.LazyLinear``...) with no size yet, as a few
     names for a message ("1.weight, 1.bias"); empty when there are none."""
     lazy = [name for name, p in model.named_parameters() if is_lazy(p)]
@@ -214,7 +213,7 @@ def lazy_parameters(model: nn.Module) -> str:
 
 def _size_lazy_layers(model: nn.Module, example_input: Tensor | None) -> None:
     """Give lazy layers their sizes with one forward pass on ``example_input``; without one, say what to do."""
-    lazy = lazy_parameters(model)
+    lazy = lazy_parameters_text(model)
     if not lazy:
         return
     if example_input is None:
