@@ -127,6 +127,12 @@ def test_copies_are_stored_class_major_and_their_gradients_and_momentum_keep_tha
     loaded = AlraoModel(make_mlp(), num_classes=5, n_copies=3)
     loaded.load_state_dict(model.state_dict())
     assert loaded.copies.weight.stride() == weight.stride() and torch.equal(loaded.copies.weight, weight)
+    # and copy j is still weight[j], bias[j], for the copies' own forward [B, N, K]
+    z = torch.randn(4, 16)
+    outputs = model.copies(z)
+    assert outputs.shape == (4, 3, 5)
+    for j in range(3):
+        assert torch.allclose(outputs[:, j], F.linear(z, weight[j], bias[j]), atol=1e-6)
 
 
 def test_lazy_layers_are_sized_by_the_example_input_and_refused_without_one():
