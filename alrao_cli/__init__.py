@@ -4,7 +4,7 @@ The library half: wrap a model with :class:`AlraoModel`, train it with :class:`A
 and :func:`alrao_step` in your own loop. The command line (``alrao screen``) builds on it.
 
 The names below are imported on first use (PEP 562), not with the package: the command
-line imports ``alrao_cli.cli``, and ``alrao --help`` should not wait seconds for torch.
+line imports ``alrao_cli.cli.app``, and ``alrao --help`` should not wait seconds for torch.
 """
 
 from __future__ import annotations

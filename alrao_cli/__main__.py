@@ -1,5 +1,5 @@
 """``python -m alrao_cli`` runs the command line."""
 
-from alrao_cli.cli import main
+from alrao_cli.cli.app import main
 
 main()

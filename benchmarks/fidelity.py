@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 
-from alrao_cli.config import DEFAULT_EPOCHS, build_config
+from alrao_cli.config.schema import DEFAULT_EPOCHS, build_config
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.plan import resolve_device
-from alrao_cli.ranking import CompareSummary, compare_architectures, kendall_tau
-from alrao_cli.results import RunResult
-from alrao_cli.study import run_study
+from alrao_cli.study.plan import resolve_device
+from alrao_cli.results.ranking import CompareSummary, compare_architectures, kendall_tau
+from alrao_cli.results.records import RunResult
+from alrao_cli.study.driver import run_study
 
 TAU_TARGET = 0.8  # Kendall tau, at least
 GAP_TARGET = 0.10  # median relative gap, at most

@@ -17,7 +17,7 @@ import torchvision
 from torch import nn
 
 from alrao_cli import AlraoModel, AlraoSGD, alrao_step
-from alrao_cli.registry import build_model
+from alrao_cli.sources.build import build_model
 
 
 def deep_mlp() -> nn.Module:

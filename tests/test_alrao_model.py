@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alrao_cli import AlraoAdam, AlraoDivergedError, AlraoModel, AlraoSGD, AlraoUserError, alrao_step
+from alrao_cli.alrao import apply_alrao_loss, reference
 
 
 def make_mlp(num_classes: int = 5) -> nn.Module:
@@ -38,23 +39,18 @@ def test_each_copy_gets_its_own_loss_gradient_and_the_body_the_mixture_gradient(
     x, y = batch()
     model.loss(x, y).backward_loss.backward()
 
-    # Slow reference: one autograd.grad per copy, on that copy's loss alone.
-    z = model.features(x).detach()
+    # The reference's two paths, one autograd.grad per copy on that copy's loss alone.
     weight, bias = model.copies.weight, model.copies.bias
+    log_a = model.switch.log_posterior
+    slow = reference.two_path_loss(model.features(x), weight, bias, y, log_a, regression=False)
     for j in range(4):
-        own_loss = F.cross_entropy(z @ weight[j].t() + bias[j], y)
-        grad_w, grad_b = torch.autograd.grad(own_loss, [weight, bias])
+        grad_w, grad_b = torch.autograd.grad(slow.own_losses[j], [weight, bias], retain_graph=True)
         assert torch.allclose(weight.grad[j], grad_w[j], atol=1e-6)
         assert torch.allclose(bias.grad[j], grad_b[j], atol=1e-6)
         assert torch.count_nonzero(grad_w[torch.arange(4) != j]) == 0
 
-    body = [p for p in model.pre_classifier.parameters()]
-    z = model.features(x)
-    logits = torch.einsum("bd,nkd->bnk", z, weight.detach()) + bias.detach()
-    log_a = model.switch.posterior.log().float()
-    log_mix = torch.logsumexp(log_a.view(1, -1, 1) + F.log_softmax(logits, -1), dim=1)
-    mixture_loss = F.nll_loss(log_mix, y)
-    expected = torch.autograd.grad(mixture_loss, body)
+    body = list(model.pre_classifier.parameters())
+    expected = torch.autograd.grad(slow.mixture_loss, body)
     for p, g in zip(body, expected):
         assert torch.allclose(p.grad, g, atol=1e-6)
 
@@ -96,19 +92,51 @@ def test_alrao_step_equals_the_documented_four_lines_with_the_switch_updated_las
     assert all(torch.equal(a, b) for a, b in zip(early.parameters(), late.parameters()))
 
 
-def test_the_step_applies_each_features_rate():
+OPTIMIZERS = {
+    "sgd": lambda m: AlraoSGD(m),
+    "sgd momentum, foreach off": lambda m: AlraoSGD(m, momentum=0.9, weight_decay=1e-3, foreach=False),
+    "adam": lambda m: AlraoAdam(m, weight_decay=1e-3),
+}
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=list(OPTIMIZERS))
+def test_apply_alrao_loss_is_alrao_step_without_the_host_check(make_optimizer, task):
+    """The screen's learner does ``loss = model.loss(x, y); apply_alrao_loss(...)``: the
+    same step, bit for bit, as alrao_step on the same batch, parameters and switch."""
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = AlraoModel(make_mlp(), num_classes=5, n_copies=4, task=task, lr_min=1e-3, lr_max=1.0)
+        runs.append((model, make_optimizer(model)))
+    (checked, checked_opt), (unchecked, unchecked_opt) = runs
+    for seed in range(4):
+        x, y = batch(seed=seed)
+        y = torch.randn(len(x), 5) if task == "regression" else y
+        value = alrao_step(checked, checked_opt, x, y)
+        loss = unchecked.loss(x, y)
+        apply_alrao_loss(unchecked, unchecked_opt, loss)
+        assert value == loss.mixture_loss.item()
+        assert torch.equal(checked.switch.log_weights, unchecked.switch.log_weights)
+        assert torch.equal(checked.switch.log_posterior, unchecked.switch.log_posterior)
+        assert all(torch.equal(a, b) for a, b in zip(checked.parameters(), unchecked.parameters()))
+        assert all(torch.equal(a, b) for a, b in zip(checked.buffers(), unchecked.buffers()))
+    assert checked.switch.steps == unchecked.switch.steps == 4
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_the_prediction_is_the_reference_mixture(task):
     torch.manual_seed(0)
-    model = AlraoModel(make_mlp(), num_classes=5, n_copies=3)
-    optimizer = AlraoSGD(model)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    x, y = batch()
-    optimizer.zero_grad()
-    model.loss(x, y).backward_loss.backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    optimizer.step()
-    for name, p in model.named_parameters():
-        expected = before[name] - model.rate_of(name) * grads[name]
-        assert torch.allclose(p, expected, atol=1e-7), name
+    model = AlraoModel(make_mlp(), num_classes=5, n_copies=4, task=task).eval()
+    for _ in range(3):
+        model.update_switch(-torch.rand(4) * 2)
+    x, _ = batch()
+    with torch.no_grad():
+        expected = reference.mixture_prediction(
+            model.features(x), model.copies.weight, model.copies.bias, model.switch.log_posterior,
+            regression=task == "regression",
+        )
+        assert torch.allclose(model(x), expected, atol=1e-6)
 
 
 def test_copies_are_stored_class_major_and_their_gradients_and_momentum_keep_that_layout():
@@ -155,46 +183,6 @@ def test_copy_rates_are_log_spaced_with_both_ends():
     model = AlraoModel(make_mlp(), num_classes=5, lr_min=1e-4, lr_max=1.0, n_copies=5)
     assert torch.allclose(model.copy_lrs, torch.tensor([1e-4, 1e-3, 1e-2, 1e-1, 1.0]), rtol=1e-5)
     assert model.rate_of("copies.weight").shape == (5, 1, 1)
-
-
-def test_optimizers_match_torch_when_every_rate_is_the_same():
-    """With all rates equal, AlraoSGD/AlraoAdam must be torch's SGD/Adam (independent code)."""
-    cases = [
-        (lambda m: AlraoSGD(m, momentum=0.9, weight_decay=1e-3, nesterov=True),
-         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True)),
-        (lambda m: AlraoSGD(m, momentum=0.5, foreach=False),
-         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.5)),
-        (lambda m: AlraoAdam(m, weight_decay=1e-2),
-         lambda p: torch.optim.Adam(p, lr=0.05, weight_decay=1e-2)),
-    ]
-    for make_alrao, make_torch in cases:
-        torch.manual_seed(0)
-        model = AlraoModel(make_mlp(), num_classes=5, n_copies=2)
-        for buffer in model.rates.buffers():
-            buffer.fill_(0.05)
-        twin = copy.deepcopy(model)
-        alrao_opt, torch_opt = make_alrao(model), make_torch(list(twin.parameters()))
-        for step in range(4):
-            x, y = batch(seed=step)
-            for m, opt in [(model, alrao_opt), (twin, torch_opt)]:
-                opt.zero_grad()
-                m.loss(x, y).backward_loss.backward()
-                opt.step()
-        for a, b in zip(model.parameters(), twin.parameters()):
-            assert torch.allclose(a, b, atol=1e-6)
-
-
-def test_foreach_and_single_tensor_paths_agree():
-    results = []
-    for foreach in (True, False):
-        torch.manual_seed(0)
-        model = AlraoModel(make_mlp(), num_classes=5)
-        optimizer = AlraoSGD(model, momentum=0.9, weight_decay=1e-4, foreach=foreach)
-        for step in range(5):
-            alrao_step(model, optimizer, *batch(seed=step))
-        results.append([p.detach().clone() for p in model.parameters()])
-    for a, b in zip(*results):
-        assert torch.allclose(a, b, atol=1e-7)
 
 
 def test_state_dict_round_trips_rates_momentum_switch_and_steps():
@@ -353,20 +341,12 @@ def test_fused_head_matches_autograd_on_the_two_losses(task):
     y = torch.randn(7, k) if task == "regression" else torch.randint(0, k, (7,))
     model.loss(x, y).backward_loss.backward()
 
-    z = model.features(x)
-    weight, bias = model.copies.weight, model.copies.bias
-    out_mix = torch.einsum("bd,nkd->bnk", z, weight.detach()) + bias.detach()
-    out_own = torch.einsum("bd,nkd->bnk", z.detach(), weight) + bias
-
-    def log_lik(out):
-        if task == "regression":
-            return -0.5 * (out - y[:, None, :]).pow(2).sum(-1) - 0.5 * k * torch.log(torch.tensor(2 * torch.pi))
-        return F.log_softmax(out, -1).gather(2, y.view(-1, 1, 1).expand(-1, 5, 1)).squeeze(2)
-
-    log_a = model.switch.posterior.log().float()
-    reference = -torch.logsumexp(log_a + log_lik(out_mix), 1).mean() - log_lik(out_own).mean(0).sum()
-    params = list(model.pre_classifier.parameters()) + [weight, bias]
-    expected = torch.autograd.grad(reference, params)
+    slow = reference.two_path_loss(
+        model.features(x), model.copies.weight, model.copies.bias, y, model.switch.log_posterior,
+        regression=task == "regression",
+    )
+    params = list(model.pre_classifier.parameters()) + [model.copies.weight, model.copies.bias]
+    expected = torch.autograd.grad(slow.backward_loss, params)
     for p, g in zip(params, expected):
         assert torch.allclose(p.grad, g, atol=1e-5)
 
@@ -382,16 +362,15 @@ def test_a_diverged_classification_copy_counts_as_probability_zero_and_sends_no_
     assert loss.copy_log_likelihoods[3] == -float("inf")
     loss.backward_loss.backward()
 
-    # Independent reference: the mixture of the three live copies alone (p_3 = 0).
+    # The reference on the three live copies alone (p_3 = 0).
     z = model.features(x)
     weight, bias = model.copies.weight.detach()[:3], model.copies.bias.detach()[:3]
-    log_p = F.log_softmax(torch.einsum("bd,nkd->bnk", z, weight) + bias, -1)
-    log_a = model.switch.posterior.log().float()[:3]
-    log_mix = torch.logsumexp(log_a.view(1, -1, 1) + log_p, dim=1)
-    reference = F.nll_loss(log_mix, y)
-    assert loss.mixture_loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    log_a = model.switch.log_posterior[:3]
+    slow = reference.two_path_loss(z, weight, bias, y, log_a, regression=False)
+    log_mix = reference.mixture_prediction(z.detach(), weight, bias, log_a, regression=False)
+    assert loss.mixture_loss.item() == pytest.approx(slow.mixture_loss.item(), rel=1e-5)
     body = list(model.pre_classifier.parameters())
-    for p, g in zip(body, torch.autograd.grad(reference, body)):
+    for p, g in zip(body, torch.autograd.grad(slow.mixture_loss, body)):
         assert torch.allclose(p.grad, g, atol=1e-6)
     assert torch.isfinite(model.copies.weight.grad[:3]).all()
     assert torch.count_nonzero(model.copies.weight.grad[3]) == 0
@@ -417,31 +396,6 @@ def test_dtype_casts_leave_the_switch_float64(cast, dtype):
     model.update_switch(torch.full((4,), -float("inf"), dtype=dtype))  # every copy diverged
     assert torch.isfinite(model.switch.posterior).all()
     assert torch.isfinite(model.switch.log_posterior).all()
-
-
-def test_a_param_group_added_later_gets_its_own_rates():
-    torch.manual_seed(0)
-    model = AlraoModel(make_mlp(), num_classes=5, n_copies=3)
-    norm_weight = model.pre_classifier[1].weight
-    norm_weight.requires_grad_(False)  # frozen when the optimizer is built, unfrozen later
-    optimizer = AlraoSGD(model)
-    assert all(p is not norm_weight for p in optimizer.param_groups[0]["params"])
-    norm_weight.requires_grad_(True)
-    optimizer.add_param_group({"params": [norm_weight]})
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    optimizer.zero_grad()
-    model.loss(*batch()).backward_loss.backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    optimizer.step()
-    for name, p in model.named_parameters():
-        assert torch.allclose(p, before[name] - model.rate_of(name) * grads[name], atol=1e-7), name
-
-
-@pytest.mark.parametrize("make_optimizer", [AlraoSGD, AlraoAdam], ids=["sgd", "adam"])
-def test_a_param_group_without_rates_is_refused(make_optimizer):
-    optimizer = make_optimizer(AlraoModel(make_mlp(), num_classes=5, n_copies=3))
-    with pytest.raises(ValueError, match="has no Alrao rate"):
-        optimizer.add_param_group({"params": [nn.Parameter(torch.zeros(3))]})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

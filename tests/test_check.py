@@ -13,8 +13,8 @@ import torch
 from rich.console import Console
 
 from alrao_cli.alrao import AlraoSGD
-from alrao_cli.check import CHECK_ITEMS, ArchCheck, check_architecture, failure_reason, run_checks
-from alrao_cli.check_report import (
+from alrao_cli.study.check import CHECK_ITEMS, ArchCheck, check_architecture, failure_reason, run_checks
+from alrao_cli.report.check import (
     check_json,
     check_junit_path,
     check_table,
@@ -23,9 +23,10 @@ from alrao_cli.check_report import (
     note_lines,
     write_junit,
 )
-from alrao_cli.data import DataSpec, load_data
+from alrao_cli.data.spec import DataSpec
+from alrao_cli.data.load import load_data
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.registry import list_zoo
+from alrao_cli.sources.registry import list_zoo
 from support import HEAD_FIRST_MODEL, NEEDS_WIDTH_MODEL
 
 HEADER = """\

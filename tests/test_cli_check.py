@@ -14,8 +14,8 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from alrao_cli.check import CHECK_ITEMS
-from alrao_cli.cli import app
+from alrao_cli.study.check import CHECK_ITEMS
+from alrao_cli.cli.app import app
 from support import HEAD_FIRST_MODEL, NEEDS_WIDTH_MODEL, two_colour_images
 
 runner = CliRunner()

@@ -22,10 +22,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from alrao_cli import report
-from alrao_cli.cli import app, main
-from alrao_cli.ranking import kendall_tau
-from alrao_cli.results import load_study
+from alrao_cli.report import tables as report
+from alrao_cli.cli.app import app, main
+from alrao_cli.results.ranking import kendall_tau
+from alrao_cli.results.records import load_study
 
 runner = CliRunner()
 STATS_KEYS = {"val_loss", "val_acc", "status", "val_loss_std", "val_acc_std"}
@@ -413,7 +413,8 @@ def test_screen_baselines_reach_json_csv_and_markdown(screened):
 @pytest.fixture
 def toy_baseline():
     """A baseline registered as a user would add one: one class, no other change anywhere."""
-    from alrao_cli.methods import METHODS, AdamMethod, register_method
+    from alrao_cli.study.methods import METHODS, register_method
+    from alrao_cli.study.methods.adam import AdamMethod
 
     @register_method("toy")
     class Toy(AdamMethod):

@@ -15,8 +15,9 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from alrao_cli.cli import app
-from alrao_cli.config import StudyConfig, build_config, load_config_file
+from alrao_cli.cli.app import app
+from alrao_cli.config.schema import StudyConfig, build_config
+from alrao_cli.config.yaml_io import load_config_file
 from support import two_colour_images
 
 runner = CliRunner()
@@ -147,9 +148,9 @@ def test_models_lists_the_zoo_and_init_writes_a_loadable_config(tmp_path):
 
 BAD_MODELS_PATTERNS = [
     (["zzz"], "no zoo model matches 'zzz'", "lists the zoo: cnn1d, gru"),
-    (["cnn"], "no zoo model matches 'cnn'", "did you mean cnn1d"),
-    (["--json", "lstn*"], "no zoo model matches 'lstn*'", "did you mean lstm"),
-    (["--torchvision", "resnet"], "no torchvision classification model matches 'resnet'", "did you mean resnet18"),
+    (["cnn"], "no zoo model matches 'cnn'", "did you mean 'cnn1d'"),
+    (["--json", "lstn*"], "no zoo model matches 'lstn*'", "did you mean 'lstm'"),
+    (["--torchvision", "resnet"], "no torchvision classification model matches 'resnet'", "did you mean 'resnet18'"),
 ]
 
 

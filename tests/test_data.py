@@ -14,18 +14,12 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from alrao_cli import data
-from alrao_cli.data import (
-    Augmentation,
-    DataSpec,
-    InMemoryDataset,
-    LazyImageDataset,
-    Normalization,
-    batches,
-    load_data,
-    mnist1d_arrays,
-    num_batches,
-)
+from alrao_cli.data import imagefolder
+from alrao_cli.data.datasets import Augmentation, InMemoryDataset, LazyImageDataset, Normalization
+from alrao_cli.data.spec import DataSpec
+from alrao_cli.data.batches import batches, num_batches
+from alrao_cli.data.load import load_data
+from alrao_cli.data.mnist1d import mnist1d_arrays
 from alrao_cli.errors import AlraoUserError
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -376,7 +370,7 @@ def test_imagefolder_loads_classes_shapes_and_pixels(image_folder: Path) -> None
 def test_large_imagefolder_is_lazy_with_identical_batches(image_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = DataSpec(f"imagefolder:{image_folder}", augment=True, seed=2)
     in_memory = load_data(spec)
-    monkeypatch.setattr(data, "IN_MEMORY_IMAGE_LIMIT", 0)
+    monkeypatch.setattr(imagefolder, "IN_MEMORY_IMAGE_LIMIT", 0)
     lazy = load_data(spec)
     assert isinstance(lazy.train, LazyImageDataset) and lazy.info == in_memory.info
     for dataset in ("train", "val"):
@@ -556,12 +550,12 @@ BAD_FILES = {
 @pytest.mark.parametrize(
     ("file", "factory", "message"),
     [
-        ("syntax", "make", "syntax error in {path}:3"),
-        ("import_fails", "make", "importing {path}:2 failed: RuntimeError: broken module"),
+        ("syntax", "make", "syntax error in {path}, line 3"),
+        ("import_fails", "make", "importing {path} failed at line 2: RuntimeError: broken module"),
         ("not_a_pair", "make", "must return (train_dataset, val_dataset), got int"),
         ("three", "make", "must return (train_dataset, val_dataset), got tuple"),
         ("items", "make", "must be (x, y) pairs, got int"),
-        ("raises", "make", "{path}:5 raised ValueError: bad data"),
+        ("raises", "make", "{path} at line 5 raised ValueError: bad data"),
         ("raises", "build", "has no function named 'build'"),
         ("string_targets", "make", "must hold tensors, arrays or numbers"),
         ("empty", "make", "train dataset is empty"),
@@ -593,7 +587,7 @@ def test_missing_factory_lists_the_callables(tmp_path: Path) -> None:
         (DataSpec(""), "the data source is empty", "mnist1d"),
         (DataSpec("imagefolder:"), "imagefolder needs a folder", "imagefolder:"),
         (DataSpec("python:data.py"), "must read python:FILE.py:FACTORY", "python:"),
-        (DataSpec("python:/nowhere/data.py:make"), "/nowhere/data.py not found", "path"),
+        (DataSpec("python:/nowhere/data.py:make"), "not found: /nowhere/data.py", "path"),
         (DataSpec(val_fraction=0.0), "val_fraction", "tenth"),
         (DataSpec(val_fraction=1.0), "val_fraction", "tenth"),
         (DataSpec(val_fraction=-0.2), "val_fraction", "tenth"),

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from alrao_cli import AlraoModel, AlraoSGD, alrao_step
-from alrao_cli.registry import build_model, expand_arch
+from alrao_cli.sources.build import build_model
+from alrao_cli.sources.arch import expand_arch
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 FILE_MARK = re.compile(r"#\s*file:\s*(\S+\.py)\s*$")
@@ -97,7 +98,8 @@ def test_registering_file_names_both_models(tmp_path):
 
 def test_the_zoo_table_of_the_page_is_what_alrao_models_prints():
     """Each zoo row of the page (name, parameters on MNIST-1D, fits) matches the registry."""
-    from alrao_cli.registry import count_parameters, list_zoo
+    from alrao_cli.sources.build import count_parameters
+    from alrao_cli.sources.registry import list_zoo
 
     rows = re.findall(r"^\| `(\w+)` \| ([\d,]+) \| ([^|]+) \|", PAGE.read_text(encoding="utf-8"), flags=re.M)
     documented = {name: (int(params.replace(",", "")), fits.strip()) for name, params, fits in rows}
@@ -113,13 +115,13 @@ def test_the_zoo_files_are_installed_with_the_package_and_work_by_path():
     import contextlib
     import io
 
-    command = re.search(r'\$ python -c "(import alrao_cli\.models as zoo; print\(zoo\.__path__\[0\]\))"', PAGE.read_text())
+    command = re.search(r'\$ python -c "(import alrao_cli\.zoo as zoo; print\(zoo\.__path__\[0\]\))"', PAGE.read_text())
     assert command, "docs/models.md should say how to find the zoo's files"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(command.group(1), {})  # what `python -c` runs, without starting a second interpreter
     folder = Path(printed.getvalue().strip())
-    assert folder == Path(__file__).resolve().parents[1] / "alrao_cli" / "models"
+    assert folder == Path(__file__).resolve().parents[1] / "models"
     assert expand_arch(str(folder / "resnet.py")) == [f"{folder / 'resnet.py'}:resnet_small"]
     model = build_model(f"{folder / 'resnet.py'}:resnet_small", NUM_CLASSES, MNIST1D_SHAPE)
     assert type(model) is type(build_model("resnet_small", NUM_CLASSES, MNIST1D_SHAPE))  # the zoo's own module

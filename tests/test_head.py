@@ -1,14 +1,18 @@
-"""Finding the output layer of torchvision's classifiers and of hand-written models."""
+"""The output layer: finding it in a user's model, and its N copies' one-function loss."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
 from alrao_cli import AlraoModel, AlraoSGD, AlraoUserError, alrao_step
-from alrao_cli.alrao.head import find_head
+from alrao_cli.alrao import reference
+from alrao_cli.alrao.head import CopiesHead, find_head
 
 TORCHVISION_HEADS = {
     "resnet18": "fc",
@@ -136,3 +140,83 @@ def test_features_must_be_flat():
     wrapped = AlraoModel(model, num_classes=10)
     with pytest.raises(AlraoUserError, match="features of shape"):
         wrapped(torch.randn(2, 3, 4))
+
+
+# -- the copies' loss: one autograd function against two linear maps per copy ----------
+
+
+@dataclass(frozen=True)
+class HeadCase:
+    batch: int = 7
+    features: int = 6
+    classes: int = 4
+    copies: int = 5
+    regression: bool = False
+    dtype: torch.dtype = torch.float64
+    posterior: str = "random"  # or "uniform", "peaked"
+
+
+HEAD_CASES = {
+    "classification": HeadCase(),
+    "regression": HeadCase(regression=True),
+    "classification float32": HeadCase(dtype=torch.float32),
+    "regression float32": HeadCase(regression=True, dtype=torch.float32),
+    "one copy": HeadCase(copies=1),
+    "batch of one": HeadCase(batch=1),
+    "two classes, uniform posterior": HeadCase(classes=2, posterior="uniform"),
+    "peaked posterior": HeadCase(posterior="peaked"),
+    "regression, one output": HeadCase(regression=True, classes=1),
+    "many classes and copies": HeadCase(batch=16, classes=12, copies=10, features=9),
+}
+
+
+def head_inputs(case: HeadCase, seed: int = 0):
+    """Copies, features, targets and a log-posterior, all made from one seed."""
+    generator = torch.Generator().manual_seed(seed)
+    head = CopiesHead(case.features, case.classes, case.copies, generator).to(case.dtype)
+    z = torch.randn(case.batch, case.features, generator=generator, dtype=case.dtype) * 2
+    if case.regression:
+        target = torch.randn(case.batch, case.classes, generator=generator, dtype=case.dtype)
+    else:
+        target = torch.randint(0, case.classes, (case.batch,), generator=generator)
+    scores = {
+        "random": torch.randn(case.copies, generator=generator, dtype=torch.float64),
+        "uniform": torch.zeros(case.copies, dtype=torch.float64),
+        "peaked": torch.arange(case.copies, dtype=torch.float64) * -8.0,
+    }[case.posterior]
+    return head, z, target, torch.log_softmax(scores, 0).to(case.dtype)
+
+
+@pytest.mark.parametrize("case", HEAD_CASES.values(), ids=list(HEAD_CASES))
+def test_the_fused_loss_equals_two_linear_maps_per_copy(case):
+    """Same value, same per-copy log-likelihoods, same gradients for z, W and b."""
+    head, z, target, log_posterior = head_inputs(case)
+    z.requires_grad_(True)
+    backward_loss, mixture_loss, copy_log_lik = head.losses(z, target, log_posterior, case.regression)
+    backward_loss.backward()
+
+    leaves = [t.detach().clone().requires_grad_(True) for t in (z, head.weight, head.bias)]
+    slow = reference.two_path_loss(*leaves, target, log_posterior, case.regression)
+    slow.backward_loss.backward()
+
+    loose = case.dtype == torch.float32
+    tolerance = {"rtol": 1e-5, "atol": 1e-6} if loose else {"rtol": 1e-10, "atol": 1e-12}
+    assert backward_loss.dtype == case.dtype
+    assert torch.allclose(backward_loss.detach(), slow.mixture_loss.detach(), **tolerance)
+    assert torch.equal(mixture_loss, backward_loss.detach())
+    assert torch.allclose(copy_log_lik, slow.copy_log_likelihoods, **tolerance)
+    for fast, leaf, name in zip((z, head.weight, head.bias), leaves, ("z", "weight", "bias")):
+        assert torch.allclose(fast.grad, leaf.grad, **tolerance), name
+
+
+@pytest.mark.parametrize("regression", [False, True], ids=["classification", "regression"])
+def test_the_copies_predict_with_their_own_layers_and_the_reference_likelihood(regression):
+    case = HeadCase(regression=regression)
+    head, z, target, _ = head_inputs(case, seed=1)
+    outputs = head(z)  # [B, N, K]
+    log_lik = head.log_likelihoods(z, target, regression)  # [B, N]
+    for j in range(case.copies):
+        own = F.linear(z, head.weight[j], head.bias[j])
+        assert torch.allclose(outputs[:, j], own, rtol=0, atol=1e-12)
+        expected = reference.log_likelihood(own, target, regression)
+        assert torch.allclose(log_lik[:, j], expected, rtol=0, atol=1e-12)

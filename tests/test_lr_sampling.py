@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from alrao_cli import sample_feature_lrs
+from alrao_cli.alrao import reference
 
 LR_MIN, LR_MAX = 1e-5, 10.0
 
@@ -17,9 +18,11 @@ def rates_by_name(module, **kwargs):
     return {e.name: e for e in sample_feature_lrs(module, LR_MIN, LR_MAX, **kwargs)}
 
 
-def slow_reference_rates(param: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
-    """The rate of every scalar weight, by broadcasting the rate tensor to the parameter."""
-    return rate.expand_as(param)
+def per_weight_rates(module, **kwargs) -> dict[str, torch.Tensor]:
+    """The sampler's rate of every scalar weight: its rate tensors broadcast to the parameters."""
+    params = dict(module.named_parameters())
+    entries = rates_by_name(module, **kwargs)
+    return {name: entry.rate.expand_as(params[name]) for name, entry in entries.items()}
 
 
 def incoming_weights(layer: nn.Module, x: torch.Tensor, channel: int) -> torch.Tensor:
@@ -39,11 +42,15 @@ LAYERS = [
 ]
 
 
+SOURCES = {"sampler": per_weight_rates, "reference": lambda m: reference.feature_rates(m, LR_MIN, LR_MAX)}
+
+
+@pytest.mark.parametrize("source", SOURCES.values(), ids=list(SOURCES))
 @pytest.mark.parametrize("name, layer, x", LAYERS, ids=[case[0] for case in LAYERS])
-def test_a_features_incoming_weights_and_bias_share_one_rate(name, layer, x):
-    rates = rates_by_name(layer)
-    weight_rates = slow_reference_rates(layer.weight, rates["weight"].rate)
-    bias_rates = rates["bias"].rate.expand_as(layer.bias)
+def test_a_features_incoming_weights_and_bias_share_one_rate(name, layer, x, source):
+    """Against autograd, which knows which weights compute which output channel."""
+    rates = source(layer)
+    weight_rates, bias_rates = rates["weight"], rates["bias"]
     n_out = layer.bias.shape[0]
     for channel in range(n_out):
         mask = incoming_weights(layer, x, channel)
@@ -51,6 +58,72 @@ def test_a_features_incoming_weights_and_bias_share_one_rate(name, layer, x):
         feature_rates = weight_rates[mask]
         assert torch.all(feature_rates == bias_rates[channel]), f"channel {channel}"
     assert len(set(bias_rates.tolist())) == n_out  # distinct features drew distinct rates
+
+
+class Shared(nn.Module):
+    """A shared layer, a weight tied between an embedding and a Linear, and a frozen layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(6, 4)
+        self.block = nn.Linear(4, 4)
+        self.frozen = nn.Linear(4, 3).requires_grad_(False)
+        self.stack = nn.Sequential(self.block, nn.ReLU(), self.block)
+        self.out = nn.Linear(4, 6, bias=False)
+        self.out.weight = self.embed.weight
+
+
+class ExtraParameter(nn.Linear):
+    """A Linear with a parameter the Linear rule does not know: one rate for the tensor."""
+
+    def __init__(self):
+        super().__init__(3, 2)
+        self.gain = nn.Parameter(torch.ones(2, 2))
+
+
+MODULES = {
+    "linear": lambda: nn.Linear(6, 5),
+    "linear without bias": lambda: nn.Linear(6, 5, bias=False),
+    "conv1d": lambda: nn.Conv1d(4, 6, 3),
+    "conv2d groups": lambda: nn.Conv2d(4, 6, 3, groups=2),
+    "conv3d without bias": lambda: nn.Conv3d(2, 3, 2, bias=False),
+    "convT1d": lambda: nn.ConvTranspose1d(3, 4, 3),
+    "convT2d groups": lambda: nn.ConvTranspose2d(4, 6, 3, groups=2),
+    "convT3d groups without bias": lambda: nn.ConvTranspose3d(6, 3, 2, groups=3, bias=False),
+    "batchnorm2d": lambda: nn.BatchNorm2d(5),
+    "groupnorm": lambda: nn.GroupNorm(2, 6),
+    "layernorm 2d": lambda: nn.LayerNorm([3, 4]),
+    "layernorm without bias": lambda: nn.LayerNorm(4, bias=False),
+    "instancenorm affine": lambda: nn.InstanceNorm1d(4, affine=True),
+    "rmsnorm": lambda: nn.RMSNorm(5),
+    "rnn": lambda: nn.RNN(3, 4, num_layers=2),
+    "rnn relu without bias": lambda: nn.RNN(3, 4, nonlinearity="relu", bias=False),
+    "lstm bidirectional": lambda: nn.LSTM(3, 5, num_layers=2, bidirectional=True),
+    "lstm projection": lambda: nn.LSTM(3, 6, proj_size=2, bidirectional=True),
+    "gru": lambda: nn.GRU(3, 4, num_layers=2),
+    "embedding": lambda: nn.Embedding(7, 4),
+    "embeddingbag": lambda: nn.EmbeddingBag(7, 3),
+    "attention": lambda: nn.MultiheadAttention(8, 2),
+    "attention kdim vdim bias_kv": lambda: nn.MultiheadAttention(8, 2, kdim=3, vdim=5, add_bias_kv=True),
+    "shared, tied and frozen": Shared,
+    "unknown parameter": ExtraParameter,
+    "a small cnn": lambda: nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(16, 3)
+    ),
+}
+
+
+@pytest.mark.parametrize("per", ["feature", "weight"])
+@pytest.mark.parametrize("make", MODULES.values(), ids=list(MODULES))
+def test_the_sampler_draws_what_a_feature_by_feature_loop_draws(make, per):
+    """The vectorised sampler against the reference, which draws one feature at a time."""
+    module = make()
+    fast = per_weight_rates(module, seed=7, per=per)
+    slow = reference.feature_rates(module, LR_MIN, LR_MAX, seed=7, per=per)
+    assert list(fast) == list(slow)
+    for name in fast:
+        assert torch.equal(fast[name], slow[name]), name
+    assert not any(rate.isnan().any() for rate in slow.values())  # every scalar weight has a rate
 
 
 def test_rates_lie_in_range_and_their_logs_are_uniform():

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from alrao_cli.config import build_config
-from alrao_cli.data import DataInfo
+from alrao_cli.config.schema import build_config
+from alrao_cli.data.spec import DataInfo
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.plan import data_spec_of, plan_study, resolve_device
-from alrao_cli.runner import cached_data
+from alrao_cli.study.plan import data_spec_of, plan_study, resolve_device
+from alrao_cli.data.load import cached_data
 
 ZOO = ["cnn1d", "gru", "lstm", "mlp", "mobilenet_small", "resnet_small", "vgg_small"]
 IMAGES = DataInfo("images", 10, (3, 32, 32), 100, 10)
@@ -48,8 +48,8 @@ def test_alrao_settings_and_heads_reach_the_method_spec():
         None, {"archs": ["mlp"], "lr_min": 1e-4, "lr_max": 1.0, "copies": 4, "heads": {"*": "net.3"}, "device": "cpu"}
     )
     (spec,) = plan_study(config, "screen").runs
-    assert spec.method.options["lr_min"] == 1e-4 and spec.method.options["copies"] == 4
-    assert spec.method.options["head"] == "net.3"
+    assert spec.method.options.lr_min == 1e-4 and spec.method.options.copies == 4
+    assert spec.method.options.head == "net.3"
 
 
 def test_data_settings_reach_every_runs_data_spec():
@@ -166,7 +166,7 @@ def test_without_data_info_the_shape_comes_from_the_data_loaded_once(tmp_path):
 # -- config keys that name architectures ---------------------------------------------------------
 TWO_MODELS = """
     from torch import nn
-    from alrao_cli.registry import register_model
+    from alrao_cli.sources.registry import register_model
 
     @register_model("one")
     def small(num_classes, input_shape, width=4):
@@ -213,7 +213,7 @@ def test_keys_may_name_an_arch_as_written_or_as_expanded_and_heads_may_say_every
     assert [(spec.label, spec.model_kwargs) for spec in result.runs] == [
         (f"{models}:small", {"width": 2}), (f"{models}:large", {"width": 2}), ("mlp", {}),
     ]
-    assert [spec.method.options["head"] for spec in result.runs] == ["1", "1", "head"]
+    assert [spec.method.options.head for spec in result.runs] == ["1", "1", "head"]
     assert [u.label for u in result.unresolved] == ["nozoo"]
     narrowed = plan({"archs": [f"{models}:large"], "model_kwargs": {f"{models}:large": {"width": 3}}})
     assert narrowed.runs[0].model_kwargs == {"width": 3}
@@ -224,7 +224,7 @@ def test_file_models_are_labelled_as_written_and_resolved_from_the_workdir(tmp_p
     folder.mkdir(parents=True)
     (folder / "several.py").write_text(textwrap.dedent("""
         from torch import nn
-        from alrao_cli.registry import register_model
+        from alrao_cli.sources.registry import register_model
 
         @register_model("one linear layer")
         def narrow(num_classes, input_shape):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import math
 import statistics
 
 import pytest
 
-from alrao_cli.ranking import compare_architectures, gap, kendall_tau, rank_screen, spearman_rho
-from alrao_cli.results import EpochRecord, RunResult
+from alrao_cli.results.ranking import compare_architectures, gap, kendall_tau, rank_screen, spearman_rho
+from alrao_cli.results.records import EpochRecord, RunResult
 
 NAN = math.nan
 
@@ -241,16 +243,17 @@ def test_tied_losses_share_a_rank_as_tau_b_treats_them() -> None:
     assert summary.kendall_tau == pytest.approx(0.0)
 
 
-def test_a_method_not_registered_still_shows() -> None:
+def test_a_method_not_registered_here_shows_as_its_results_describe_it() -> None:
+    described = {"method_label": "Mystery", "tuned_over_grid": True}
     runs = [
         result("mlp", (0.4,)),
-        result("mlp", (0.5,), method="mystery", lr=0.1),
-        result("mlp", (0.2,), method="mystery", lr=0.01),
+        replace(result("mlp", (0.5,), method="mystery", lr=0.1), **described),
+        replace(result("mlp", (0.2,), method="mystery", lr=0.01), **described),
         result("mlp", (0.3,), method="lonely"),
     ]
     [mlp] = compare_architectures(runs).architectures
     assert [(b.method, b.label, b.tuned_over_grid) for b in mlp.baselines] == [
-        ("mystery", "mystery", True), ("lonely", "lonely", False),  # a grid when it ran at several rates
+        ("mystery", "Mystery", True), ("lonely", "lonely", False),  # tuned over a grid first
     ]
     assert mlp.baseline("mystery").best.lr == 0.01 and mlp.baseline("lonely").shown.val_loss == 0.3
     assert mlp.best_sgd_lr is None and mlp.gap is None

@@ -16,22 +16,11 @@ import torch
 import torchvision.models
 from torch import nn
 
-import alrao_cli.models.mlp
+import alrao_cli.zoo.mlp
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.registry import (
-    ModelEntry,
-    build_model,
-    check_model_arguments,
-    count_parameters,
-    expand_arch,
-    find_torchvision_models,
-    find_zoo,
-    import_model_file,
-    list_torchvision_models,
-    list_zoo,
-    models_in_file,
-    natural_key,
-)
+from alrao_cli.sources.registry import ModelEntry, find_torchvision_models, find_zoo, import_model_file, list_torchvision_models, list_zoo, models_in_file, natural_key
+from alrao_cli.sources.build import build_model, check_model_arguments, count_parameters
+from alrao_cli.sources.arch import expand_arch
 
 
 def write(folder: Path, name: str, source: str) -> str:
@@ -42,7 +31,7 @@ def write(folder: Path, name: str, source: str) -> str:
 
 TWO_REGISTERED = """
     from torch import nn
-    from alrao_cli.registry import register_model
+    from alrao_cli.sources.registry import register_model
 
     @register_model("tiny linear", fits=("sequence",))
     def tiny_a(num_classes, input_shape):
@@ -191,10 +180,10 @@ def test_torchvision_model_builds_untrained_with_our_classes(monkeypatch):
 
 
 def test_a_zoo_file_given_by_path_is_the_zoo_module_not_a_second_copy():
-    path = alrao_cli.models.mlp.__file__
-    assert import_model_file(path) is alrao_cli.models.mlp
+    path = alrao_cli.zoo.mlp.__file__
+    assert import_model_file(path) is alrao_cli.zoo.mlp
     assert expand_arch(path) == [f"{path}:mlp"]
-    assert isinstance(build_model(f"{path}:mlp", 10, (40,)), alrao_cli.models.mlp.MLP)
+    assert isinstance(build_model(f"{path}:mlp", 10, (40,)), alrao_cli.zoo.mlp.MLP)
 
 
 # -- importing files -------------------------------------------------------------------------
@@ -346,14 +335,14 @@ def test_a_zoo_pattern_matching_nothing_names_the_closest_models(pattern, sugges
         find_zoo(pattern)
     hint = caught.value.hint
     assert hint.endswith("`alrao models` lists the zoo: " + ", ".join(entry.name for entry in list_zoo()))
-    assert hint.startswith(f"did you mean {suggested}") if suggested else "did you mean" not in hint
+    assert hint.startswith(f"did you mean '{suggested}'") if suggested else "did you mean" not in hint
     assert [entry.name for entry in find_zoo("*net_small")] == ["mobilenet_small", "resnet_small"]
 
 
 def test_a_torchvision_pattern_matching_nothing_names_the_closest_models():
     with pytest.raises(AlraoUserError, match="no torchvision classification model matches 'resnet'") as caught:
         find_torchvision_models("resnet")
-    assert "did you mean resnet18, resnet34" in caught.value.hint
+    assert "did you mean 'resnet18', 'resnet34'" in caught.value.hint
     assert find_torchvision_models("resnet1*") == ["resnet18", "resnet101", "resnet152"]
 
 
@@ -387,7 +376,7 @@ ERROR_FILES = {
     "missing_dep.py": "import not_a_real_module_xyz\n",
     "no_parentheses.py": """
         from torch import nn
-        from alrao_cli.registry import register_model
+        from alrao_cli.sources.registry import register_model
 
         @register_model
         def net(num_classes):

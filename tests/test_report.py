@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import csv
 import io
 import json
@@ -12,10 +14,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from alrao_cli import report
+from alrao_cli.report import tables as report
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.ranking import compare_architectures, rank_screen
-from alrao_cli.results import EpochRecord, RunResult, StudyResult
+from alrao_cli.results.ranking import compare_architectures, rank_screen
+from alrao_cli.results.records import EpochRecord, RunResult, StudyResult
 
 NAN = math.nan
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -465,7 +467,7 @@ def test_the_rank_figure_places_each_architecture() -> None:
 @pytest.fixture
 def toy_methods():
     """Two baselines registered as a user would add one: a class each, nothing else."""
-    from alrao_cli.methods import METHODS, TrainingMethod, register_method
+    from alrao_cli.study.methods import METHODS, TrainingMethod, register_method
 
     @register_method("toy")
     class Toy(TrainingMethod):
@@ -484,7 +486,10 @@ def toy_methods():
 
 
 def toy_runs() -> list[RunResult]:
-    return [
+    """Results as training writes them: each describes its method as the registry does."""
+    from alrao_cli.study.methods import described
+
+    runs = [
         result("mlp", (0.5, 0.4)),
         result("mlp", (0.3,), method="sgd", lr=0.1),
         result("mlp", (0.35,), method="adam", lr=1e-3),
@@ -492,14 +497,15 @@ def toy_runs() -> list[RunResult]:
         result("mlp", (0.5,), method="toygrid", lr=0.01),
         result("mlp", (0.32,), method="toy", lr=0.5),
     ]
+    return [replace(run, **described(run.method)) for run in runs]
 
 
 def test_a_registered_baseline_flows_through_ranking_and_report(toy_methods) -> None:
     summary = compare_architectures(toy_runs())
     [mlp] = summary.architectures
     assert [(b.method, b.label, b.tuned_over_grid) for b in mlp.baselines] == [
-        ("sgd", "SGD", True), ("adam", "Adam", False), ("toy", "Toy", False), ("toygrid", "toygrid", True),
-    ]  # registration order, whatever the order of the results
+        ("sgd", "SGD", True), ("toygrid", "toygrid", True), ("adam", "Adam", False), ("toy", "Toy", False),
+    ]  # tuned over a grid first, then by name, whatever the order of the results
     assert mlp.best_sgd_lr == 0.1 and mlp.gap == pytest.approx(0.4 / 0.3 - 1)  # still against SGD
 
     table = render(report.compare_tables(summary)[0])
@@ -515,13 +521,12 @@ def test_a_registered_baseline_flows_through_ranking_and_report(toy_methods) -> 
     assert list(data["baselines"]["toygrid"]["rates"]) == ["0.01", "0.1"]
     assert data["baselines"]["toygrid"]["best_lr"] == 0.1 and data["seeds"][0]["baselines"]["toy"]["lr"] == 0.5
     methods = [row["method"] for row in csv.DictReader(io.StringIO(report.compare_to_csv(summary)))]
-    assert methods == ["alrao", "sgd", "adam", "toy", "toygrid", "toygrid"]
+    assert methods == ["alrao", "sgd", "toygrid", "toygrid", "adam", "toy"]
 
     ranked = rank_screen(toy_runs())
     header = next(line for line in render(report.screen_table(ranked)).splitlines() if "architecture" in line)
-    assert [name for name in ("best SGD (lr)", "Adam", "Toy", "best toygrid (lr)") if name in header] == [
-        "best SGD (lr)", "Adam", "Toy", "best toygrid (lr)"
-    ]
+    columns = ("best SGD (lr)", "best toygrid (lr)", "Adam", "Toy")
+    assert sorted((name for name in columns if name in header), key=header.index) == list(columns)
     [entry] = report.screen_json("d", ranked)["ranking"]
     assert (entry["toy_val_loss"], entry["best_toygrid_lr"], entry["best_toygrid_val_loss"]) == (0.32, 0.1, 0.28)
 

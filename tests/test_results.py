@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.results import (
+from alrao_cli.results.records import (
     SCHEMA_VERSION,
     EpochRecord,
     RunResult,
@@ -255,8 +255,8 @@ def test_load_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
     ],
 )
 def test_older_keys_are_read_as_the_plan_now_writes_them(tmp_path: Path, written, method, lr, seed, read) -> None:
-    from alrao_cli.methods import MethodSpec
-    from alrao_cli.plan import run_key
+    from alrao_cli.study.spec import MethodSpec
+    from alrao_cli.results.records import run_key
 
     study = StudyResult(kind="compare", config={}, runs=(run(written, method=method, lr=lr, seed=seed),),
                         started="2026-01-01T10:00:00")
@@ -264,4 +264,4 @@ def test_older_keys_are_read_as_the_plan_now_writes_them(tmp_path: Path, written
     [loaded] = load_study(tmp_path).runs
     assert loaded.key == read
     label = written.split("|")[0]
-    assert loaded.key == run_key(label, MethodSpec(method, lr=lr), seed)  # so --resume finds it done
+    assert loaded.key == run_key(label, method, lr, seed)  # so --resume finds it done

@@ -13,7 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from alrao_cli.cli import app
+from alrao_cli.cli.app import app
 from support import without_seconds, write_files
 
 runner = CliRunner()

@@ -16,13 +16,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from alrao_cli import cli, study, train
-from alrao_cli.cli import app
-from alrao_cli.config import build_config
+from alrao_cli.cli import app as cli
+from alrao_cli.study import driver as study
+from alrao_cli.study import train
+from alrao_cli.cli.app import app
+from alrao_cli.config.schema import build_config
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.executor import RunStarted, SequentialExecutor
-from alrao_cli.runner import checkpoint_path, execute_run
-from alrao_cli.study import run_study
+from alrao_cli.study.spec import RunStarted
+from alrao_cli.study.executor import SequentialExecutor
+from alrao_cli.study.attempt import checkpoint_path, execute_run
+from alrao_cli.study.driver import run_study
 from support import without_seconds, write_files
 
 runner = CliRunner()
@@ -296,9 +299,9 @@ def test_help_answers_without_importing_torch():
     # torch takes seconds to import; --help, and the package itself, must not wait for it
     script = (
         "import sys\n"
-        "import alrao_cli, alrao_cli.cli\n"
+        "import alrao_cli, alrao_cli.cli.app\n"
         "sys.argv = ['alrao', 'screen', '--help']\n"
-        "try:\n    alrao_cli.cli.main()\nexcept SystemExit as done:\n    code = done.code\n"
+        "try:\n    alrao_cli.cli.app.main()\nexcept SystemExit as done:\n    code = done.code\n"
         "print('exit', code, 'torch' in sys.modules)\n"
         "alrao_cli.AlraoModel\n"
         "print('torch' in sys.modules)\n"
@@ -327,7 +330,7 @@ class ReversedExecutor:
 
 
 def test_what_crosses_the_executor_boundary_pickles(tmp_path):
-    from alrao_cli.plan import plan_study
+    from alrao_cli.study.plan import plan_study
 
     (spec,) = plan_study(build_config(None, {**QUICK_CONFIG, "archs": ["mlp"]}), "screen").runs
     for value in (spec, tmp_path, execute_run, RunStarted(spec.key)):
@@ -350,8 +353,8 @@ def test_the_run_bar_says_which_run_of_how_many(tmp_path):
 
     from rich.console import Console
 
-    from alrao_cli.plan import plan_study
-    from alrao_cli.progress import RichObserver
+    from alrao_cli.study.plan import plan_study
+    from alrao_cli.report.live import RichObserver
 
     plan = plan_study(build_config(None, {**QUICK_CONFIG, "archs": ["mlp", "cnn1d"]}), "screen")
     with RichObserver(Console(file=io.StringIO())) as observer:

@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from alrao_cli import train
-from alrao_cli.data import DataSpec
+from alrao_cli.study import train
+from alrao_cli.data.spec import DataSpec
 from alrao_cli.errors import AlraoUserError, is_out_of_memory
-from alrao_cli.methods import MethodSpec
-from alrao_cli.runner import cached_data, execute_run, failure_reason
-from alrao_cli.train import Budget, RunSpec, accumulator_dtype, blow_up_level, build_learner, train_run
+from alrao_cli.study.spec import AlraoOptions, MethodSpec
+from alrao_cli.data.load import cached_data
+from alrao_cli.study.attempt import execute_run, failure_reason
+from alrao_cli.study.spec import Budget, RunSpec
+from alrao_cli.study.train import accumulator_dtype, blow_up_level, build_learner, train_run
 
 DATA = DataSpec(subset=96)  # MNIST-1D: 96 training examples, 24 validation, [40] inputs, 10 classes
-ALRAO = MethodSpec("alrao", options={"lr_min": 1e-3, "lr_max": 1.0, "copies": 3})
+ALRAO = MethodSpec("alrao", options=AlraoOptions(lr_min=1e-3, lr_max=1.0, copies=3))
 
 MODELS = """
 import random
@@ -172,7 +174,7 @@ def test_a_checkpoint_of_another_configuration_is_ignored(models, tmp_path, monk
         Interrupt(patch, step=12)
         with pytest.raises(KeyboardInterrupt):
             train_run(spec_of(models, "Noisy"), data, checkpoint)
-    other = spec_of(models, "Noisy", method=replace(ALRAO, options={**ALRAO.options, "lr_max": 0.5}))
+    other = spec_of(models, "Noisy", method=replace(ALRAO, options=replace(ALRAO.options, lr_max=0.5)))
     assert other.key == spec_of(models, "Noisy").key
     assert numbers(train_run(other, data, checkpoint)) == numbers(train_run(other, data))
 

@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import alrao_cli.models
+import alrao_cli.zoo
 from alrao_cli import AlraoModel, AlraoUserError
-from alrao_cli.models.recurrent import as_sequence, features_per_step
-from alrao_cli.registry import build_model, count_parameters, expand_arch, list_zoo
+from alrao_cli.zoo.recurrent import as_sequence, features_per_step
+from alrao_cli.sources.build import build_model, count_parameters
+from alrao_cli.sources.arch import expand_arch
+from alrao_cli.sources.registry import list_zoo
 
 NUM_CLASSES = 7
 REQUIRED = {"mlp", "cnn1d", "resnet_small", "mobilenet_small", "vgg_small", "lstm", "gru"}
@@ -132,7 +134,7 @@ def test_width_arguments_change_the_size():
 
 
 def test_each_zoo_file_works_as_an_arch_by_path():
-    folder = alrao_cli.models.__path__[0]
+    folder = alrao_cli.zoo.__path__[0]
     expanded = {arch.rpartition(":")[2] for family in ("mlp", "cnn1d", "resnet", "mobilenet", "vgg", "recurrent")
                 for arch in expand_arch(f"{folder}/{family}.py")}
     assert expanded == {entry.name for entry in list_zoo()}

@@ -37,7 +37,7 @@ class _AlraoOptimizer(torch.optim.Optimizer):
         pairs = model.parameters_with_rates()
         self._rates = model.rates._buffers  # live dict: follows .to(device)
         self._rate_names = {id(p): name for p, name in pairs}  # the model holds the parameters
-        super().__init__([p for p, _ in pairs if p.requires_grad], {**defaults, "step": 0})
+        super().__init__([p for p, _ in pairs if p.requires_grad], defaults)
 
     def add_param_group(self, param_group: dict) -> None:  # noqa: D102
         params = param_group["params"]
@@ -101,7 +101,10 @@ class AlraoSGD(_AlraoOptimizer):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         if nesterov and momentum == 0:
             raise ValueError("nesterov needs a momentum above 0")
-        defaults = dict(momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, foreach=foreach)
+        defaults = {
+            "momentum": momentum, "weight_decay": weight_decay, "nesterov": nesterov,
+            "foreach": foreach, "step": 0,  # steps taken, for the record: the update does not use it
+        }
         super().__init__(model, defaults)
 
     def _update(self, group, params, grads, rates):
@@ -164,6 +167,11 @@ def _multi_tensor_sgd(params, grads, rates, buffers, momentum, weight_decay, nes
 class AlraoAdam(_AlraoOptimizer):
     """Adam with Alrao's per-feature rates: ``p -= rate * m_hat / (sqrt(v_hat) + eps)``.
 
+    Each parameter counts its own steps (in its state, as ``torch.optim.Adam`` does), so
+    that one whose first gradient comes late (a layer used only after a while, a group
+    added with ``add_param_group``) gets the bias correction of its own first step, not
+    that of the steps it missed.
+
     Beware: the paper finds that Alrao-Adam, unlike Alrao-SGD, tends to overfit (its
     validation loss rises late in training, section 4); prefer AlraoSGD for screening,
     and keep the best epoch when you use this.
@@ -175,40 +183,106 @@ class AlraoAdam(_AlraoOptimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        foreach: bool = True,
     ) -> None:
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
             raise ValueError(f"betas must lie in [0, 1), got {betas}")
-        super().__init__(model, dict(betas=betas, eps=eps, weight_decay=weight_decay))
+        defaults = {"betas": betas, "eps": eps, "weight_decay": weight_decay, "foreach": foreach}
+        super().__init__(model, defaults)
+
+    def __setstate__(self, state: dict) -> None:
+        """Take a state (``load_state_dict``, unpickling), also one saved by an older AlraoAdam.
+
+        That one counted steps per group (``group["step"]``) and had no ``foreach``: each
+        parameter with a state takes its group's count, which is what its bias correction
+        used then, so training goes on with the same numbers.
+        """
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("foreach", True)
+            group_step = group.pop("step", None)
+            if group_step is None:
+                continue
+            for p in group["params"]:
+                param_state = self.state.get(p)
+                if param_state and "step" not in param_state:
+                    param_state["step"] = int(group_step)
 
     def _update(self, group, params, grads, rates):
         if not params:
             return
+        exp_avgs, exp_avg_sqs, steps = [], [], []
         for p in params:
-            if "exp_avg" not in self.state[p]:
-                self.state[p]["exp_avg"] = torch.zeros_like(p)
-                self.state[p]["exp_avg_sq"] = torch.zeros_like(p)
-        group["step"] += 1
-        _multi_tensor_adam(
-            params, grads, rates,
-            [self.state[p]["exp_avg"] for p in params],
-            [self.state[p]["exp_avg_sq"] for p in params],
-            step=group["step"], betas=group["betas"], eps=group["eps"],
-            weight_decay=group["weight_decay"],
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p)
+                state["exp_avg_sq"] = torch.zeros_like(p)
+            state["step"] += 1
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            steps.append(state["step"])
+        alrao_adam(
+            params, grads, rates, exp_avgs, exp_avg_sqs, steps,
+            betas=group["betas"], eps=group["eps"], weight_decay=group["weight_decay"],
+            foreach=group["foreach"],
         )
 
 
-def _multi_tensor_adam(params, grads, rates, exp_avgs, exp_avg_sqs, *, step, betas, eps, weight_decay):
+def alrao_adam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    rates: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[int],
+    *,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+    foreach: bool,
+) -> None:
+    """The Adam arithmetic; ``steps[i]`` is parameter i's step count, this step included.
+
+    The bias corrections are Python floats computed from those counts: no tensor op
+    and no host synchronisation for them.
+    """
+    if not params:
+        return
+    beta1, beta2 = betas
+    # p += (m / (sqrt(v) / sqrt(1 - b2^t) + eps)) * (-1 / (1 - b1^t)) * rate
+    root_corrections = [(1 - beta2**step) ** 0.5 for step in steps]
+    step_scales = [-1.0 / (1 - beta1**step) for step in steps]
+    impl = _multi_tensor_adam if foreach else _single_tensor_adam
+    impl(params, grads, rates, exp_avgs, exp_avg_sqs, root_corrections, step_scales, betas, eps, weight_decay)
+
+
+def _single_tensor_adam(
+    params, grads, rates, exp_avgs, exp_avg_sqs, root_corrections, step_scales, betas, eps, weight_decay
+):
+    beta1, beta2 = betas
+    for i, (p, grad, rate) in enumerate(zip(params, grads, rates)):
+        if weight_decay:
+            grad = grad.add(p, alpha=weight_decay)
+        exp_avgs[i].lerp_(grad, 1 - beta1)
+        exp_avg_sqs[i].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denominator = exp_avg_sqs[i].sqrt().div_(root_corrections[i]).add_(eps)
+        update = exp_avgs[i].div(denominator).mul_(step_scales[i])
+        p.addcmul_(update, rate)
+
+
+def _multi_tensor_adam(
+    params, grads, rates, exp_avgs, exp_avg_sqs, root_corrections, step_scales, betas, eps, weight_decay
+):
     beta1, beta2 = betas
     if weight_decay:
         grads = torch._foreach_add(grads, params, alpha=weight_decay)
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
     torch._foreach_mul_(exp_avg_sqs, beta2)
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
     denominators = torch._foreach_sqrt(exp_avg_sqs)
-    torch._foreach_div_(denominators, bias_correction2**0.5)
+    torch._foreach_div_(denominators, root_corrections)
     torch._foreach_add_(denominators, eps)
     updates = torch._foreach_div(exp_avgs, denominators)
-    torch._foreach_mul_(updates, rates)
-    torch._foreach_add_(params, updates, alpha=-1.0 / bias_correction1)
+    torch._foreach_mul_(updates, step_scales)
+    torch._foreach_addcmul_(params, updates, rates)

@@ -1,0 +1,1 @@
+"""Presentation of saved results: tables, JSON/CSV/Markdown exports, plots, live progress."""

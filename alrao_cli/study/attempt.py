@@ -1,0 +1,111 @@
+"""Run one spec in isolation: whatever goes wrong becomes a recorded failure.
+
+A screen of twenty architectures must survive one broken model: an exception inside a
+run ends that run with status "failed", a one-line reason and the history it had, its
+traceback is kept in ``RUN_DIR/errors/``, and the study goes on. Only an interruption
+(Ctrl-C, SIGTERM) escapes.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from alrao_cli.data.load import cached_data
+from alrao_cli.study.methods import described
+from alrao_cli.errors import AlraoUserError, is_out_of_memory
+from alrao_cli.results.records import RunResult
+from alrao_cli.study.train import PartialRun, TrainingFailed, build_learner, train_run
+from alrao_cli.study.spec import ProgressCallback, RunSpec
+
+
+def safe_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", key).strip("_")
+
+
+def checkpoint_path(run_dir: Path, key: str) -> Path:
+    return run_dir / "checkpoints" / f"{safe_name(key)}.pt"
+
+
+def failed_result(spec: RunSpec, reason: str, partial: PartialRun | None = None) -> RunResult:
+    return RunResult(
+        key=spec.key, arch=spec.label, method=spec.method.name, lr=spec.method.lr, seed=spec.seed,
+        status="failed", reason=reason,
+        params=partial.params if partial else None,
+        seconds=partial.seconds if partial else 0.0,
+        history=partial.history if partial else (),
+        spec=spec.to_dict(),
+        **described(spec.method.name),
+    )
+
+
+def execute_run(spec: RunSpec, run_dir: Path, on_progress: ProgressCallback | None = None) -> RunResult:
+    """Train one run, resuming from its checkpoint if one exists; never raises but for Ctrl-C.
+
+    A module-level function of picklable arguments, so that an executor can ship it to
+    another process or machine.
+    """
+    try:
+        data = cached_data(spec.data)
+        return train_run(spec, data, checkpoint_path(run_dir, spec.key), on_progress)
+    except KeyboardInterrupt:
+        raise
+    except TrainingFailed as failed:  # one broken model must not end the screen
+        result = failed_result(spec, failure_reason(failed.__cause__, spec, run_dir), failed.partial)
+    except Exception as error:  # noqa: BLE001
+        result = failed_result(spec, failure_reason(error, spec, run_dir))
+    # Out of the except block, the traceback and the tensors its frames held are gone.
+    release_memory()
+    return result
+
+
+def release_memory() -> None:
+    """Give back what a failed run held, so that the next run starts with the whole device."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if torch.backends.mps.is_available():
+        torch.mps.empty_cache()
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightFailure:
+    reason: str  # one line, for the table
+    error: Exception  # kept for --debug, which shows where it came from
+
+
+def preflight(spec: RunSpec, run_dir: Path) -> PreflightFailure | None:
+    """Build, probe and wrap the run's architecture on the CPU; why it fails, or None.
+
+    A screen checks every architecture this way before training any, so that a broken
+    model is reported at once, and a study whose every model is broken is a usage error.
+    """
+    try:
+        build_learner(spec, cached_data(spec.data), device="cpu")
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # noqa: BLE001
+        return PreflightFailure(failure_reason(error, spec, run_dir), error)
+    return None
+
+
+def failure_reason(error: BaseException, spec: RunSpec, run_dir: Path) -> str:
+    """One line for the table; an unexpected error's traceback goes to RUN_DIR/errors/."""
+    if isinstance(error, AlraoUserError):
+        return str(error)
+    if is_out_of_memory(error):
+        return f"out of memory on {spec.device} (try a smaller --batch-size or model)"
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    reason = f"{type(error).__name__}: {first_line}"
+    log = (run_dir / "errors" / f"{safe_name(spec.key)}.txt").absolute()
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("".join(traceback.format_exception(error)))
+    except OSError:
+        return reason
+    return f"{reason} (traceback: {log})"

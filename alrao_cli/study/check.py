@@ -1,0 +1,440 @@
+"""``alrao check``: smoke-check model code in seconds, before a screen or in CI.
+
+A screen trains every architecture for many epochs; a model that cannot be wrapped,
+never trains one of its layers or cannot be reloaded from a checkpoint should fail in
+seconds, with the reason, before anything is spent on it. Each architecture goes through
+six items, in order, and stops at its first failure (the later items need what the
+earlier ones built, so they are reported as skipped):
+
+1. ``build``: the model imports and builds for the data's classes and example shape;
+2. ``forward``: one batch gives finite ``[batch, num_classes]`` outputs;
+3. ``wrap``: Alrao finds the output layer (or the one the user named) and wraps the
+   model; parameters that fell back to one learning rate per tensor are noted;
+4. ``train``: a few Alrao-SGD steps on one fixed batch give finite losses, reach every
+   trainable parameter with a gradient, and lower the loss (a model that cannot overfit
+   16 examples cannot learn); frozen parameters are named, not checked;
+5. ``serialize``: model and optimizer state survive ``torch.save``/``torch.load`` into a
+   model built from another seed (what resuming a screen does). A model that is random
+   by itself cannot be compared with its reload: controls detect that and leave the
+   verdict to ``deterministic``, whose reason then names the real cause;
+6. ``deterministic``: a second build and run with the same seed gives identical numbers
+   (what makes a screen reproducible).
+
+Everything runs on one fixed batch, so the whole zoo checks in a few seconds on CPU.
+Nothing here prints: :mod:`alrao_cli.report.check` shows the results.
+"""
+
+from __future__ import annotations
+
+import io
+import sysconfig
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from alrao_cli.alrao import AlraoModel, AlraoSGD, alrao_step
+from alrao_cli.alrao.model import lazy_parameters_text
+from alrao_cli.config.schema import model_settings
+from alrao_cli.data.spec import DataInfo
+from alrao_cli.data.datasets import LoadedData
+from alrao_cli.data.batches import batches
+from alrao_cli.errors import AlraoDivergedError, AlraoUserError
+from alrao_cli.sources.build import build_model, count_parameters
+from alrao_cli.sources.arch import expand_arch
+
+CHECK_ITEMS = ("build", "forward", "wrap", "train", "serialize", "deterministic")
+BATCH_SIZE = 16
+# A wide range with a fast end: a few steps then lower the loss of every zoo model.
+CHECK_LR_MIN = 1e-3
+CHECK_LR_MAX = 1.0
+CHECK_COPIES = 5
+# Some momentum, so that the optimizer has state that serialization must carry.
+CHECK_MOMENTUM = 0.5
+
+Status = Literal["passed", "failed", "skipped"]
+
+_TORCH_DIR = Path(torch.__file__).resolve().parent
+_ALRAO_DIR = Path(__file__).resolve().parent
+_ZOO_DIR = _ALRAO_DIR / "models"
+_STDLIB_DIR = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The outcome of one item for one architecture.
+
+    ``reason`` (one line) says why a failed item failed; ``detail`` is what a passed item
+    found (a parameter count, the loss going down), for the JSON and JUnit reports;
+    ``note`` is what the user should see even in the table view, because it may need
+    action (parameters with one rate per tensor, a comparison that could not be made).
+    """
+
+    name: str
+    status: Status
+    seconds: float
+    reason: str | None = None
+    detail: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchCheck:
+    """All the items of one architecture, in :data:`CHECK_ITEMS` order."""
+
+    arch: str
+    items: tuple[ItemResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(item.status == "passed" for item in self.items)
+
+
+class CheckFailed(Exception):
+    """An item's condition did not hold; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Passed:
+    """What an item returns when its condition holds (see :class:`ItemResult`)."""
+
+    detail: str
+    note: str | None = None
+
+
+def run_checks(
+    archs: list[str],
+    data: LoadedData,
+    steps: int = 5,
+    seed: int = 0,
+    model_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    heads: Mapping[str, str] | None = None,
+) -> list[ArchCheck]:
+    """Check every architecture the ARCH strings name, in order.
+
+    Each ARCH is expanded (a file or a zoo pattern may name several models); one that
+    cannot be resolved fails its ``build`` item with the error's message. A failing
+    architecture never stops the others. ``model_kwargs`` and ``heads`` are keyed as in
+    a screen's config: by the ARCH as given or by the model it expands to, and ``heads``
+    also by ``"*"`` for every ARCH.
+    """
+    _check_steps(steps)
+    model_kwargs, heads = model_kwargs or {}, heads or {}
+    results: list[ArchCheck] = []
+    for arch in archs:
+        started = time.perf_counter()
+        try:
+            canonical = expand_arch(arch)
+        except Exception as error:  # any user file may raise anything while importing
+            results.append(_failed_at_build(arch, failure_reason(error), time.perf_counter() - started))
+            continue
+        for name in canonical:
+            _, kwargs, head = model_settings(model_kwargs, heads, arch, name)
+            results.append(check_architecture(name, data, steps, seed, kwargs, head))
+    return results
+
+
+def check_architecture(
+    arch: str,
+    data: LoadedData,
+    steps: int = 5,
+    seed: int = 0,
+    kwargs: Mapping[str, Any] | None = None,
+    head: str | None = None,
+) -> ArchCheck:
+    """Run the six items on one architecture, stopping at the first that fails.
+
+    ``kwargs`` go to the model's constructor; ``head`` names its output layer where
+    Alrao cannot find it. The global torch random state is restored afterwards:
+    checking leaves the caller's random numbers as they were.
+    """
+    _check_steps(steps)
+    x, y = fixed_batch(data, seed)
+    checker = _Checker(arch, data.info, x, y, steps, seed, dict(kwargs or {}), head)
+    items: list[ItemResult] = []
+    with torch.random.fork_rng(devices=[]):
+        for name in CHECK_ITEMS:
+            if items and items[-1].status != "passed":
+                items.append(ItemResult(name, "skipped", 0.0))
+                continue
+            items.append(_run_item(name, getattr(checker, name)))
+    return ArchCheck(arch, tuple(items))
+
+
+def fixed_batch(data: LoadedData, seed: int) -> tuple[Tensor, Tensor]:
+    """The first :data:`BATCH_SIZE` training examples: the one batch every item uses."""
+    first = next(iter(batches(data.train, BATCH_SIZE, shuffle=False, seed=seed, epoch=0)), None)
+    if first is None:
+        raise AlraoUserError(f"the training set of {data.info.name} is empty", hint="check the --data source")
+    return first
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line for a failure: the message of a user error or a failed check, else ``Type: message``.
+
+    An unexpected exception raised in model code also says where (``file:line``), since
+    in CI that line is all the user sees.
+    """
+    if isinstance(error, (CheckFailed, AlraoUserError)):
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}"
+        where = _model_code_location(error)
+        if where:
+            text += f" (at {where})"
+    return " ".join(text.split()) or type(error).__name__
+
+
+def _model_code_location(error: BaseException) -> str | None:
+    """``file:line`` of the deepest frame in the model's code (not torch, alrao or the stdlib)."""
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        path = Path(frame.filename).resolve()
+        in_library = any(path.is_relative_to(folder) for folder in (_TORCH_DIR, _ALRAO_DIR, _STDLIB_DIR))
+        if path.is_file() and (path.is_relative_to(_ZOO_DIR) or not in_library):
+            return f"{frame.filename}:{frame.lineno}"
+    return None
+
+
+def _check_steps(steps: int) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise AlraoUserError(
+            f"the number of check steps must be an integer of at least 2, got {steps!r}",
+            hint="the train item compares the last step's loss with the first",
+        )
+
+
+def _failed_at_build(arch: str, reason: str, seconds: float) -> ArchCheck:
+    build = ItemResult(CHECK_ITEMS[0], "failed", seconds, reason)
+    return ArchCheck(arch, (build, *(ItemResult(name, "skipped", 0.0) for name in CHECK_ITEMS[1:])))
+
+
+def _run_item(name: str, item: Callable[[], _Passed]) -> ItemResult:
+    started = time.perf_counter()
+    try:
+        passed = item()
+    except Exception as error:  # a model's code may raise anything: that is what is checked
+        return ItemResult(name, "failed", time.perf_counter() - started, failure_reason(error))
+    return ItemResult(name, "passed", time.perf_counter() - started, detail=passed.detail, note=passed.note)
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB" if size >= 2**20 else f"{size / 2**10:,.0f} KiB"
+
+
+def _has_gradient(parameter: Tensor) -> bool:
+    """Whether the last backward reached the parameter with anything but zeros."""
+    return parameter.grad is not None and bool(parameter.grad.any())
+
+
+def _largest_difference(a: Tensor, b: Tensor) -> float:
+    return float((a.double() - b.double()).abs().max())
+
+
+_NOT_COMPARED = "not compared: the model is not deterministic (see deterministic)"
+_UNSEEDED = "the model draws random numbers outside torch's seeded generator (NumPy, Python's random, its own)"
+
+
+class _Checker:
+    """The items of one architecture, as methods sharing what the earlier ones built.
+
+    Each item returns :class:`_Passed` and raises to fail. The ``deterministic`` item
+    runs ``build``, ``forward``, ``wrap`` and ``train`` again on a second checker, in the
+    same order, so that the two runs consume random numbers identically.
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        info: DataInfo,
+        x: Tensor,
+        y: Tensor,
+        steps: int,
+        seed: int,
+        kwargs: dict[str, Any],
+        head: str | None,
+    ) -> None:
+        self.arch, self.info, self.x, self.y = arch, info, x, y
+        self.steps, self.seed, self.kwargs, self.head = steps, seed, kwargs, head
+        self.model: nn.Module | None = None
+        self.output: Tensor | None = None  # the unwrapped model's output on the batch
+        self.lazy = False  # whether the model has lazy layers, sized by its first forward
+        self.wrapped: AlraoModel | None = None
+        self.optimizer: AlraoSGD | None = None
+        self.losses: tuple[float, ...] = ()
+        self.trained_output: Tensor | None = None  # the wrapped model's output after training
+
+    # -- shared by the items -----------------------------------------------------------
+    def _build_wrapped(self, seed: int) -> AlraoModel:
+        torch.manual_seed(seed)
+        model = build_model(self.arch, self.info.num_classes, self.info.input_shape, self.kwargs)
+        return self._wrap(model, seed)
+
+    def _wrap(self, model: nn.Module, seed: int) -> AlraoModel:
+        return AlraoModel(
+            model, self.info.num_classes, CHECK_LR_MIN, CHECK_LR_MAX, CHECK_COPIES,
+            head=self.head, seed=seed, task=self.info.task, example_input=self.x,
+        )
+
+    def _reload(self, saved: bytes) -> tuple[AlraoModel, AlraoSGD]:
+        """A model built from another seed (other values everywhere) and its optimizer, loaded from ``saved``.
+
+        Each call reads the bytes afresh, so that two reloads share no tensor.
+        """
+        state = torch.load(io.BytesIO(saved), weights_only=True)
+        model = self._build_wrapped(self.seed + 1)
+        model.load_state_dict(state["model"])
+        optimizer = AlraoSGD(model, momentum=CHECK_MOMENTUM)
+        optimizer.load_state_dict(state["optimizer"])
+        return model, optimizer
+
+    def _seeded_step(self, model: AlraoModel, optimizer: AlraoSGD) -> Tensor:
+        """One step with the same torch random numbers each time; the output after it."""
+        torch.manual_seed(self.seed)
+        alrao_step(model, optimizer, self.x, self.y)
+        return self._eval_output(model)
+
+    def _eval_output(self, model: nn.Module) -> Any:
+        """The model's output on the batch in eval mode (no dropout, no BatchNorm update)."""
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return model(self.x)
+        finally:
+            model.train(was_training)
+
+    # -- the items ----------------------------------------------------------------------
+    def build(self) -> _Passed:
+        torch.manual_seed(self.seed)
+        self.model = build_model(self.arch, self.info.num_classes, self.info.input_shape, self.kwargs)
+        self.lazy = bool(lazy_parameters_text(self.model))
+        if self.lazy:  # sized by the first forward: counted there
+            return _Passed(f"{type(self.model).__name__}, lazy layers (parameters counted after the forward)")
+        return _Passed(f"{type(self.model).__name__}, {count_parameters(self.model):,} parameters")
+
+    def forward(self) -> _Passed:
+        output = self._eval_output(self.model)
+        expected = (self.x.shape[0], self.info.num_classes)
+        if not isinstance(output, Tensor):
+            raise CheckFailed(
+                f"forward() returned a {type(output).__name__}; expected one tensor [batch, num_classes]"
+            )
+        if tuple(output.shape) != expected:
+            raise CheckFailed(
+                f"the output is {list(output.shape)}, expected {list(expected)} ([batch, num_classes]) "
+                f"for an input of {list(self.x.shape)}"
+            )
+        bad = int((~torch.isfinite(output)).sum())
+        if bad:
+            raise CheckFailed(f"the output holds {bad} non-finite values (NaN or inf) out of {output.numel()}")
+        self.output = output
+        if self.lazy:
+            return _Passed(f"output {list(output.shape)}, {count_parameters(self.model):,} parameters")
+        return _Passed(f"output {list(output.shape)}")
+
+    def wrap(self) -> _Passed:
+        self.wrapped = self._wrap(self.model, self.seed)
+        self._eval_output(self.wrapped)  # the head's output must be what forward() returns
+        detail = f"head {self.wrapped.head_name!r} replaced by {CHECK_COPIES} copies"
+        fell_back = self.wrapped.single_rate_parameters()
+        note = f"one rate per tensor (no per-feature rule) for: {', '.join(fell_back)}" if fell_back else None
+        return _Passed(detail, note)
+
+    def train(self) -> _Passed:
+        wrapped = self.wrapped
+        wrapped.train()
+        optimizer = AlraoSGD(wrapped, momentum=CHECK_MOMENTUM)
+        named = [(name.removeprefix("pre_classifier."), p) for name, p in wrapped.named_parameters()]
+        trainable = [name for name, p in named if p.requires_grad]
+        frozen = [name for name, p in named if not p.requires_grad]
+        reached: set[str] = set()
+        losses = []
+        for step in range(1, self.steps + 1):
+            try:
+                losses.append(alrao_step(wrapped, optimizer, self.x, self.y))
+            except AlraoDivergedError as error:
+                raise CheckFailed(f"the loss is not finite ({error.loss}) at step {step} of {self.steps}") from None
+            reached.update(name for name, p in named if _has_gradient(p))
+        missing = [name for name in trainable if name not in reached]
+        if missing:
+            raise CheckFailed(
+                f"no gradient reached {len(missing)} trainable parameter(s): {', '.join(missing)} "
+                "(unused in forward(), detached, or with an always-zero gradient)"
+            )
+        if not losses[-1] < losses[0]:
+            raise CheckFailed(
+                f"the loss on one fixed batch did not go down in {self.steps} steps "
+                f"({losses[0]:.4f} -> {losses[-1]:.4f})"
+            )
+        self.optimizer, self.losses = optimizer, tuple(losses)
+        self.trained_output = self._eval_output(wrapped)
+        detail = f"loss {losses[0]:.3f} -> {losses[-1]:.3f} in {self.steps} steps"
+        if frozen:
+            detail += f"; frozen, not checked: {', '.join(frozen)}"
+        return _Passed(detail)
+
+    def serialize(self) -> _Passed:
+        """The state survives a save and a load into a model built from another seed.
+
+        Each comparison has a control first: the same model evaluated twice, two reloads
+        of the same file stepped alike. If a control already differs, the model is random
+        by itself: a difference would wrongly blame the state dict, so the verdict is left
+        to ``deterministic``.
+        """
+        buffer = io.BytesIO()
+        torch.save({"model": self.wrapped.state_dict(), "optimizer": self.optimizer.state_dict()}, buffer)
+        saved = buffer.getvalue()
+        state_size = f"{_size_text(len(saved))} of state"
+        original = self._eval_output(self.wrapped)
+        if _largest_difference(original, self._eval_output(self.wrapped)):
+            return _Passed(state_size, _NOT_COMPARED)
+        reloaded = self._reload(saved)
+        difference = _largest_difference(original, self._eval_output(reloaded[0]))
+        if difference:
+            raise CheckFailed(
+                f"outputs differ after loading the state dict (by up to {difference:.3g}): some state "
+                "is not saved (a tensor attribute that is not a registered buffer?)"
+            )
+        stepped = self._seeded_step(*reloaded)
+        if _largest_difference(stepped, self._seeded_step(*self._reload(saved))):
+            return _Passed(state_size, _NOT_COMPARED)
+        difference = _largest_difference(self._seeded_step(self.wrapped, self.optimizer), stepped)
+        if difference:
+            raise CheckFailed(
+                f"a step of the reloaded model and optimizer differs from the same step of the originals "
+                f"(by up to {difference:.3g}): the optimizer's state did not come through"
+            )
+        return _Passed(state_size)
+
+    def deterministic(self) -> _Passed:
+        again = _Checker(self.arch, self.info, self.x, self.y, self.steps, self.seed, self.kwargs, self.head)
+        try:
+            for item in (again.build, again.forward, again.wrap, again.train):
+                item()
+        except Exception as error:  # the first run passed these items: the second must too
+            raise CheckFailed(
+                f"a second run with seed {self.seed} failed where the first passed: {failure_reason(error)}"
+            ) from error
+        difference = _largest_difference(self.output, again.output)
+        if difference:
+            raise CheckFailed(
+                f"two builds with seed {self.seed} give different outputs (by up to {difference:.3g}): {_UNSEEDED}"
+            )
+        for step, (first, second) in enumerate(zip(self.losses, again.losses), start=1):
+            if first != second:
+                raise CheckFailed(
+                    f"two runs with seed {self.seed} give different losses at step {step} "
+                    f"({first!r} vs {second!r}): {_UNSEEDED}"
+                )
+        difference = _largest_difference(self.trained_output, again.trained_output)
+        if difference:
+            raise CheckFailed(
+                f"two runs with seed {self.seed} give different outputs after training "
+                f"(by up to {difference:.3g}): {_UNSEEDED}"
+            )
+        return _Passed(f"two runs with seed {self.seed}: identical outputs and losses")

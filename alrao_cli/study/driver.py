@@ -1,0 +1,323 @@
+"""A study: the runs of one ``alrao screen`` or ``alrao compare``, saved as they end.
+
+The study owns the run directory: it writes the resolved config first, then
+``results.json`` (atomically) after every run, so that a crash or a ``kill -9`` loses at
+most the run in flight, and that one only back to its last checkpoint. A run's
+checkpoint is deleted only once its result is saved. ``--resume`` reads the directory
+back, skips finished runs and continues the one in flight.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from alrao_cli.config.schema import StudyConfig, build_config, config_to_dict
+from alrao_cli.config.yaml_io import dump_config_yaml, load_config_file
+from alrao_cli.config.paths import anchored
+from alrao_cli.study.methods import described
+from alrao_cli.results.records import run_key
+from alrao_cli.errors import AlraoTerminated, AlraoUserError
+from alrao_cli.study.executor import Executor, SequentialExecutor
+from alrao_cli.study.spec import RunEvent, RunStarted
+from alrao_cli.study.plan import Plan, StudyKind, data_spec_of, plan_study
+from alrao_cli.results.records import RESULTS_JSON, RunResult, StudyResult, load_study, save_study
+from alrao_cli.study.attempt import PreflightFailure, checkpoint_path, failed_result, preflight
+from alrao_cli.data.load import cached_data
+from alrao_cli.study.spec import Progress, RunSpec
+from alrao_cli.study.train import discard_checkpoint
+
+CONFIG_FILE = "config.yaml"
+
+
+class StudyObserver(Protocol):
+    """What a display wants to hear about; every method is optional in practice."""
+
+    def study_started(self, plan: Plan, done: int, resumed: bool) -> None: ...
+    def run_started(self, spec: RunSpec, index: int, total: int) -> None: ...
+    def run_progress(self, progress: Progress) -> None: ...
+    def run_finished(self, result: RunResult) -> None: ...
+
+
+class SilentObserver:
+    def study_started(self, plan: Plan, done: int, resumed: bool) -> None:
+        pass
+
+    def run_started(self, spec: RunSpec, index: int, total: int) -> None:
+        pass
+
+    def run_progress(self, progress: Progress) -> None:
+        pass
+
+    def run_finished(self, result: RunResult) -> None:
+        pass
+
+
+def is_problem(run: RunResult) -> bool:
+    """A run that makes the exit code 1 and stops ``--fail-fast``: it failed, or Alrao diverged.
+
+    A single-rate baseline that diverges (SGD at rate 10, say) is an expected outcome of
+    a grid, not a problem with the study.
+    """
+    return run.status == "failed" or (run.status == "diverged" and run.method == "alrao")
+
+
+@dataclass(frozen=True, slots=True)
+class StudyOutcome:
+    run_dir: Path
+    study: StudyResult
+    interrupted: bool = False  # Ctrl-C or SIGTERM
+    stopped_early: bool = False  # --fail-fast stopped at a problem
+    terminated: bool = False  # the interruption was SIGTERM
+
+    @property
+    def exit_code(self) -> int:
+        """0: every architecture finished; 1: a problem (:func:`is_problem`), or --fail-fast
+        stopped; 130: Ctrl-C; 143: SIGTERM (128 + the signal's number, as shells report)."""
+        if self.interrupted:
+            return 143 if self.terminated else 130
+        if self.stopped_early or any(is_problem(run) for run in self.study.runs):
+            return 1
+        return 0
+
+
+def default_run_dir(kind: StudyKind) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = Path("runs") / f"{stamp}-{kind}"
+    suffix = 1
+    while candidate.exists():
+        suffix += 1
+        candidate = Path("runs") / f"{stamp}-{kind}-{suffix}"
+    return candidate
+
+
+def prepare_run_dir(path: Path) -> Path:
+    """Create the run directory, or say clearly why it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise AlraoUserError(
+            f"cannot write the output directory {path}: {error.strerror or error}",
+            hint="choose another folder with --out",
+        ) from None
+    return path
+
+
+def refuse_existing_run(path: Path) -> None:
+    """``--out`` on an earlier run would mix its checkpoints and results with this one's."""
+    if (path / CONFIG_FILE).exists() or (path / RESULTS_JSON).exists():
+        raise AlraoUserError(
+            f"--out {path} is already a run",
+            hint=f"use --resume {path} to continue it, or another --out",
+        )
+
+
+def load_resumable(run_dir: Path, kind: StudyKind) -> tuple[StudyConfig, StudyResult | None]:
+    """The saved config and results of an earlier run directory, checked to be one."""
+    config_file = run_dir / CONFIG_FILE
+    if not run_dir.is_dir() or not config_file.is_file():
+        raise AlraoUserError(
+            f"--resume {run_dir}: not a run directory (no {CONFIG_FILE} in it)",
+            hint="pass the folder an earlier `alrao screen` or `alrao compare` printed",
+        )
+    config = build_config(load_config_file(config_file), {})
+    study = load_study(run_dir) if (run_dir / RESULTS_JSON).exists() else None
+    if study is not None and study.kind != kind:
+        raise AlraoUserError(
+            f"--resume {run_dir}: that run is an `alrao {study.kind}`, not an `alrao {kind}`",
+            hint=f"resume it with `alrao {study.kind} --resume {run_dir}`",
+        )
+    return config, study
+
+
+def run_study(
+    config: StudyConfig,
+    kind: StudyKind,
+    *,
+    resume: Path | None = None,
+    observer: StudyObserver | None = None,
+    executor: Executor | None = None,
+) -> StudyOutcome:
+    """Plan, run and save a study; returns even when interrupted (``outcome.interrupted``).
+
+    Ctrl-C and SIGTERM stop it the same way: the finished runs are saved, the run in
+    flight keeps its last checkpoint.
+    """
+    observer = observer or SilentObserver()
+    previous = None
+    if resume is not None:
+        config, previous = load_resumable(resume, kind)
+        run_dir = resume
+    else:
+        config = anchored(config)  # so that --resume works from any folder
+        run_dir = Path(config.out) if config.out else default_run_dir(kind)
+        refuse_existing_run(run_dir)
+    created = not run_dir.exists()
+    prepare_run_dir(run_dir)  # before anything that may write into it (a failed model's traceback)
+    try:
+        plan = _plan(config, kind, resume)
+        cached_data(data_spec_of(config))  # a missing dataset is a usage error: say it before training
+        study = previous or StudyResult(kind=kind, config=config_to_dict(config), runs=(), started=_now())
+        study = _record_unresolved(study, plan, resuming=previous is not None)
+        done = {run.key for run in study.runs}
+        pending = [spec for spec in plan.runs if spec.key not in done]
+        study, pending = _preflight(study, pending, run_dir, resuming=previous is not None)
+    except AlraoUserError:
+        if created and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a usage error leaves no empty run directory behind
+        raise
+
+    if resume is None:
+        # Saved without its folder: re-running this file starts a new run, never overwrites this one.
+        (run_dir / CONFIG_FILE).write_text(dump_config_yaml(replace(config, out=None)))
+    study = replace(study, interrupted=False, finished=None)
+    save_study(run_dir, study)
+    stopped_early = config.fail_fast and any(is_problem(run) for run in study.runs)
+    if stopped_early:
+        pending = []  # --fail-fast: an architecture already failed its preflight
+    observer.study_started(plan, done=len(plan.runs) - len(pending), resumed=previous is not None)
+    specs = {spec.key: spec for spec in plan.runs}
+    position = {spec.key: index for index, spec in enumerate(plan.runs, start=1)}
+
+    def forward(event: RunEvent) -> None:
+        if isinstance(event, RunStarted):
+            observer.run_started(specs[event.key], position[event.key], len(plan.runs))
+        else:
+            observer.run_progress(event)
+
+    executor = executor or SequentialExecutor()
+    stop: KeyboardInterrupt | None = None
+    try:
+        with _sigterm_as_interrupt():
+            for result in executor.run(pending, run_dir, forward):
+                study = study.with_run(result)
+                save_study(run_dir, study)
+                discard_checkpoint(checkpoint_path(run_dir, result.key))  # only now that the result is safe
+                observer.run_finished(result)
+                if config.fail_fast and is_problem(result):
+                    stopped_early = True
+                    break
+    except KeyboardInterrupt as interruption:
+        stop = interruption
+    study = replace(study, interrupted=stop is not None, finished=None if stop is not None else _now())
+    save_study(run_dir, study)
+    _tidy_checkpoints(run_dir, study)
+    return StudyOutcome(run_dir, study, stop is not None, stopped_early, isinstance(stop, AlraoTerminated))
+
+
+def _plan(config: StudyConfig, kind: StudyKind, resume: Path | None) -> Plan:
+    """The study's plan; on resume, a config that no longer plans says it is the resume that failed."""
+    try:
+        return plan_study(config, kind)
+    except AlraoUserError as error:
+        if resume is None:
+            raise
+        raise AlraoUserError(f"--resume {resume}: {error.message}", hint=error.hint) from error
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler or ``kill`` asking politely) stops the study as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+
+    def terminate(signum, frame) -> None:
+        raise AlraoTerminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _tidy_checkpoints(run_dir: Path, study: StudyResult) -> None:
+    """Delete the checkpoints of saved runs (a crash may have left one); then the empty folder."""
+    for run in study.runs:
+        discard_checkpoint(checkpoint_path(run_dir, run.key))
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+        checkpoints.rmdir()
+
+
+def _record_unresolved(study: StudyResult, plan: Plan, resuming: bool) -> StudyResult:
+    """Architectures that could not be imported are failed runs; on resume, only if they were already."""
+    for unresolved in plan.unresolved:
+        result = _unresolved_result(unresolved, plan.seeds[0])
+        if resuming and result.key not in {run.key for run in study.runs}:
+            raise _no_longer_works(unresolved.label, result.reason)
+        study = study.with_run(result)
+    return study
+
+
+def _preflight(
+    study: StudyResult, pending: list[RunSpec], run_dir: Path, resuming: bool
+) -> tuple[StudyResult, list[RunSpec]]:
+    """Build and probe each pending architecture once; record the broken ones as failed.
+
+    The Alrao build covers the bare model too; only where it fails is the architecture
+    built for a baseline as well, so that a model Alrao cannot wrap (no output layer)
+    still gets its SGD and Adam runs, and those rows say what is wrong with *them*.
+
+    If not one architecture of a fresh study works, the input is wrong: a usage error. On
+    resume, every pending architecture worked when the study began, so one that no longer
+    builds (a moved or edited model file) is a usage error too, rather than a failure
+    recorded for ever.
+    """
+    failures: dict[tuple[str, bool], PreflightFailure] = {}
+    checked: set[tuple[str, bool]] = set()
+    for spec in pending:
+        group = _group(spec)
+        alrao_group = (spec.arch, True)
+        if group in checked or (group != alrao_group and alrao_group in checked and alrao_group not in failures):
+            continue
+        checked.add(group)
+        failure = preflight(spec, run_dir)
+        if failure is not None:
+            failures[group] = failure
+    broken = [spec for spec in pending if _group(spec) in failures]
+    if resuming and broken:
+        failure = failures[_group(broken[0])]
+        raise _no_longer_works(broken[0].label, failure.reason) from failure.error
+    if not resuming and pending and len(broken) == len(pending):
+        failure = failures[_group(broken[0])]
+        if isinstance(failure.error, AlraoUserError):
+            raise failure.error  # the original, so that --debug shows where it came from
+        raise AlraoUserError(failure.reason) from failure.error
+    for spec in broken:
+        study = study.with_run(failed_result(spec, failures[_group(spec)].reason))
+    return study, [spec for spec in pending if _group(spec) not in failures]
+
+
+def _group(spec: RunSpec) -> tuple[str, bool]:
+    """Runs that build the same thing: Alrao wraps the model, every baseline trains it bare."""
+    return spec.arch, spec.method.name == "alrao"
+
+
+def _no_longer_works(label: str, reason: str | None) -> AlraoUserError:
+    return AlraoUserError(
+        f"--resume: {label} no longer builds: {reason}",
+        hint="put its model file (or data) back as it was when the study started, then resume again",
+    )
+
+
+def _unresolved_result(unresolved, seed: int) -> RunResult:
+    reason = unresolved.reason + (f" ({unresolved.hint})" if unresolved.hint else "")
+    return RunResult(
+        key=run_key(unresolved.label, "alrao", None, seed), arch=unresolved.label, method="alrao", lr=None,
+        seed=seed, status="failed", reason=reason, params=None, seconds=0.0, **described("alrao"),
+    )
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")

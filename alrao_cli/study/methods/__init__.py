@@ -1,0 +1,62 @@
+"""The registry of training methods: Alrao and every method it is compared with.
+
+A method is one file in this folder: a :class:`~alrao_cli.study.methods.base.TrainingMethod`
+subclass decorated with ``@register_method("name")``, and, if it has options, a frozen
+dataclass of them (a :class:`~alrao_cli.study.spec.MethodOptions`). The plan, the training
+loop, the results and the reports read only what the class declares (``label``,
+``tuned_over_grid``, ``default_lr``, ``options_type``); adding a method touches no other
+module but the list of built-in files below. docs/methods.md walks through an example.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from alrao_cli.errors import AlraoUserError
+from alrao_cli.study.methods.base import TrainingMethod
+from alrao_cli.util.suggest import did_you_mean
+
+METHODS: dict[str, TrainingMethod] = {}
+
+# The files of the built-in methods, imported on first use of the registry: each
+# registers itself. Order is the order methods are listed and run in.
+BUILT_IN = ("alrao", "sgd", "adam")
+
+
+def register_method(name: str):
+    """Class decorator: make a :class:`TrainingMethod` available under ``name``."""
+
+    def register(cls: type[TrainingMethod]) -> type[TrainingMethod]:
+        cls.name = name
+        cls.label = cls.__dict__.get("label", name)  # a registered subclass gets its own label
+        METHODS[name] = cls()
+        return cls
+
+    return register
+
+
+def _registry() -> dict[str, TrainingMethod]:
+    """Every method: the built-in ones in :data:`BUILT_IN` order, then others as registered."""
+    for module in BUILT_IN:
+        importlib.import_module(f"{__name__}.{module}")
+    return {**{name: METHODS[name] for name in BUILT_IN}, **METHODS}
+
+
+def get_method(name: str) -> TrainingMethod:
+    methods = _registry()
+    if name not in methods:
+        raise AlraoUserError(
+            f"unknown method {name!r}", hint=did_you_mean(name, methods) + f"known methods: {', '.join(methods)}"
+        )
+    return methods[name]
+
+
+def baseline_methods() -> list[TrainingMethod]:
+    """The methods Alrao can be compared with, in the order they were registered."""
+    return [method for method in _registry().values() if method.baseline]
+
+
+def described(name: str) -> dict[str, object]:
+    """What a run's result saves about its method, so that reports need no registry."""
+    method = get_method(name)
+    return {"method_label": method.label, "tuned_over_grid": method.tuned_over_grid}

@@ -1,0 +1,127 @@
+"""What every training method is: a :class:`TrainingMethod` that wraps a model into a
+:class:`Learner`, the thing the training loop drives one minibatch at a time without
+knowing which method it is."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from alrao_cli.study.spec import MethodOptions, MethodSpec
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class Learner(ABC):
+    """A model with its optimizer, as the training loop sees it.
+
+    ``module`` is what is switched between train and eval; ``state_dict`` holds
+    everything a checkpoint needs to continue exactly where training stopped.
+    """
+
+    def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, task: str) -> None:
+        self.module = module
+        self.optimizer = optimizer
+        self.task = task
+
+    @abstractmethod
+    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        """Train on one minibatch; return its loss as a detached 0-d tensor (no host sync)."""
+
+    @abstractmethod
+    def evaluate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Each example's negative log-likelihood ``[B]`` and predicted labels (None for regression)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def posterior(self) -> tuple[float, ...] | None:
+        """The weights of the method's output copies, where it has some (Alrao)."""
+        return None
+
+    def explain(self) -> dict[str, Any]:
+        """What this method can say about itself after training (JSON-able)."""
+        return {}
+
+
+def gaussian_nll(outputs: Tensor, y: Tensor) -> Tensor:
+    """Unit-variance Gaussian ``-log p(y)`` per example: the regression loss every method
+    reports, so that Alrao's mixture and a plain model are compared on one scale."""
+    residual = outputs - y.view(outputs.shape).to(outputs.dtype)
+    return 0.5 * residual.pow(2).sum(-1) + _HALF_LOG_2PI * outputs.shape[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerContext:
+    """What a method may need to know about the problem when it wraps a model.
+
+    One record rather than positional arguments, so that a future method (1cycle needs the
+    run's total number of steps, say) gets a new field without every method changing.
+    """
+
+    num_classes: int
+    task: str  # "classification" or "regression"
+    seed: int
+    example_input: Tensor | None = None  # a small batch on the model's device: Alrao finds the head with it
+
+
+class TrainingMethod(ABC):
+    """A registered way to train a model: builds its :class:`Learner`, and says how it is run
+    and shown next to Alrao. The class attributes are all that the plan, the config's
+    ``--baseline`` names, the rankings and the reports read about a method.
+    """
+
+    name: ClassVar[str]  # set by @register_method
+    label: ClassVar[str]  # how tables and plots name it ("SGD"); the registered name if not given
+    baseline: ClassVar[bool] = True  # compared with Alrao; False for Alrao itself
+    tuned_over_grid: ClassVar[bool] = False  # run at every rate of --grid, its best rate kept; else run once
+    default_lr: ClassVar[float | None] = None  # the rate of a baseline run once (Adam: 1e-3)
+    options_type: ClassVar[type[MethodOptions]] = MethodOptions  # its typed options (study/spec.py)
+
+    @property
+    def baseline_option(self) -> str:
+        """Its name for ``--baseline``: ``NAME-grid`` when it is tuned over the grid (``sgd-grid``)."""
+        return f"{self.name}-grid" if self.tuned_over_grid else self.name
+
+    def options(self, spec: MethodSpec) -> MethodOptions:
+        """The spec's options, or the method's defaults when it gives none."""
+        if spec.options is None:
+            return self.options_type()
+        if not isinstance(spec.options, self.options_type):
+            raise TypeError(f"{self.name} takes {self.options_type.__name__}, got {type(spec.options).__name__}")
+        return spec.options
+
+    @abstractmethod
+    def learner(self, model: nn.Module, spec: MethodSpec, context: LearnerContext) -> Learner:
+        """Wrap ``model`` (already on its device) for training."""
+
+
+class TorchOptimizerLearner(Learner):
+    """A plain model trained by a standard ``torch.optim`` optimizer."""
+
+    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self._example_losses(self.module(x), y).mean()
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def evaluate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        scores = self.module(x)
+        labels = None if self.task == "regression" else scores.argmax(-1)
+        return self._example_losses(scores, y), labels
+
+    def _example_losses(self, scores: Tensor, y: Tensor) -> Tensor:
+        if self.task == "regression":
+            return gaussian_nll(scores, y)
+        return F.cross_entropy(scores, y, reduction="none")

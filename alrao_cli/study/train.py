@@ -1,0 +1,428 @@
+"""One run: build one architecture, train it with one method, validate every epoch.
+
+A run is described by a :class:`RunSpec` (plain, picklable data) and produces a
+:class:`~alrao_cli.results.records.RunResult`, so any executor (this process, a pool of
+workers, later Ray) can carry it. The loop knows nothing of the command line.
+
+Checkpoints make a run resumable to the exact same numbers: the epoch's data order is a
+function of (seed, epoch), and a checkpoint holds the learner's state, the states of
+every random generator a model may draw from (torch, Python's ``random``, NumPy), the
+history and the position inside the epoch. It is written at the end of every epoch,
+every ``checkpoint_every`` steps if asked, and whenever ``checkpoint_seconds`` have
+passed since the last one, so that a long epoch never risks more than that much work.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import shlex
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from alrao_cli.data.datasets import LoadedData
+from alrao_cli.data.batches import batches, num_batches
+from alrao_cli.study.spec import Progress, ProgressCallback, RunSpec
+from alrao_cli.errors import AlraoUserError, is_out_of_memory
+from alrao_cli.study.methods import described, get_method
+from alrao_cli.study.methods.base import Learner, LearnerContext
+from alrao_cli.sources.build import build_model, count_parameters
+from alrao_cli.results.records import EpochRecord, RunResult
+
+logger = logging.getLogger(__name__)
+
+DIVERGENCE_CHECK_EVERY = 25  # steps between host syncs that look at the training loss
+BLOW_UP_FACTOR = 100.0  # a loss this many times its reference level has diverged (see blow_up_level)
+EVAL_BATCH_SIZE = 512
+TRAIN_ACCURACY_EXAMPLES = 1024  # training accuracy is measured on this many examples, in eval mode
+
+
+@dataclass(frozen=True, slots=True)
+class PartialRun:
+    """What a run had done when training raised: kept in its failed result."""
+
+    params: int
+    seconds: float
+    history: tuple[EpochRecord, ...]
+
+
+class TrainingFailed(Exception):
+    """Training raised partway through; the original error is ``__cause__``."""
+
+    def __init__(self, partial: PartialRun) -> None:
+        super().__init__("training failed")
+        self.partial = partial
+
+
+def train_run(
+    spec: RunSpec,
+    data: LoadedData,
+    checkpoint: Path | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Train one architecture with one method; resume from ``checkpoint`` if it exists.
+
+    Divergence ends the run with status "diverged" and the history so far. Errors while
+    setting up (a model that does not build, a forward that fails) propagate as they are;
+    an error while training propagates as :class:`TrainingFailed` carrying the history so
+    far. The caller records both as failures.
+
+    The checkpoint is left in place: the caller deletes it (:func:`discard_checkpoint`)
+    once it has saved the result, so that a crash in between loses nothing.
+    """
+    return _Run(spec, data, checkpoint, on_progress).execute()
+
+
+def discard_checkpoint(checkpoint: Path) -> None:
+    """Delete a run's checkpoint and any half-written one beside it."""
+    checkpoint.unlink(missing_ok=True)
+    _temporary(checkpoint).unlink(missing_ok=True)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a model might draw from: torch (CPU and CUDA), ``random``, NumPy."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def accumulator_dtype(device: torch.device) -> torch.dtype:
+    """The dtype for summing losses on ``device``: float64, but MPS has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def blow_up_level(first_loss: float | None, num_classes: int, task: str) -> float:
+    """The loss above which a run has diverged although its loss is still finite.
+
+    ``BLOW_UP_FACTOR`` times the larger of the first logged training loss and, for
+    classification, ``ln K`` (the loss of a uniform guess over K classes). A loss a
+    hundred times a uniform guess's gives the true class a probability below
+    ``K**-100`` on average: the weights have blown up, and SGD does not come back from
+    there. Measuring against the starting loss too spares a model that starts badly.
+    Before any loss is logged there is no level (infinity).
+    """
+    if first_loss is None:
+        return math.inf
+    floor = math.log(num_classes) if task != "regression" else 0.0
+    return BLOW_UP_FACTOR * max(abs(first_loss), floor)
+
+
+def build_learner(spec: RunSpec, data: LoadedData, device: str | None = None) -> tuple[Learner, int]:
+    """Build the run's model, check its output shape on two examples, wrap it for its method.
+
+    Returns the learner and the model's trainable parameter count (counted after the
+    probe forward, which gives lazy modules such as ``nn.LazyLinear`` their shapes).
+    Anything wrong with the architecture (it does not build, its forward fails or has
+    the wrong shape, Alrao finds no output layer) surfaces here, before any training.
+    """
+    info = data.info
+    device = torch.device(device or spec.device)
+    seed_everything(spec.seed)
+    model = build_model(spec.arch, info.num_classes, info.input_shape, spec.model_kwargs)
+    model.to(device)
+    x, y = _probe_batch(data, device)
+    _check_output_shape(model, spec.label, x, info.num_classes)
+    params = count_parameters(model)
+    context = LearnerContext(info.num_classes, info.task, spec.seed, example_input=x)
+    learner = get_method(spec.method.name).learner(model, spec.method, context)
+    learner.module.eval()
+    with torch.no_grad():
+        learner.evaluate(x, y)  # the wrapped model works too (Alrao: the head's output is the model's)
+    learner.module.train()
+    return learner, params
+
+
+def _probe_batch(data: LoadedData, device: torch.device) -> tuple[Tensor, Tensor]:
+    x, y = next(batches(data.val, 2, shuffle=False, seed=0, epoch=0))
+    return x.to(device), y.to(device)
+
+
+def _check_output_shape(model: nn.Module, label: str, x: Tensor, num_classes: int) -> None:
+    """The bare model's forward on the probe batch works and gives ``[batch, num_classes]``."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as error:
+        if is_out_of_memory(error):
+            raise  # a resource problem, reported as such, not a bug in the model
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise AlraoUserError(
+            f"{label}: forward failed on input {list(x.shape)}: {type(error).__name__}: {first_line}",
+            hint=f"`alrao check {shlex.quote(label)} --debug` shows the traceback",
+        ) from error
+    model.train()
+    expected = (x.shape[0], num_classes)
+    if not isinstance(out, Tensor) or tuple(out.shape) != expected:
+        got = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise AlraoUserError(
+            f"{label}: the model's output is {got}, expected [batch, {num_classes}] "
+            f"for input {list(x.shape)}",
+            hint="return one score per class (no softmax), shaped [batch, num_classes]",
+        )
+
+
+class _Run:
+    def __init__(self, spec, data, checkpoint, on_progress) -> None:
+        self.spec = spec
+        self.data = data
+        self.checkpoint = checkpoint
+        self.on_progress = on_progress or (lambda progress: None)
+        self.device = torch.device(spec.device)
+        self.history: list[EpochRecord] = []
+        self.epoch = 0  # epochs completed
+        self.batch = 0  # batches done inside the current epoch
+        self.step = 0
+        self.epoch_loss_sum = 0.0
+        self.elapsed_before = 0.0  # seconds trained before the checkpoint this run resumed from
+        self.first_loss: float | None = None  # the first logged training loss: the divergence reference
+        self.last_checkpoint = time.perf_counter()
+
+    # -- the loop ------------------------------------------------------------------------
+    def execute(self) -> RunResult:
+        learner, params = build_learner(self.spec, self.data)
+        self._restore(learner)
+        start = time.perf_counter()  # the budget and the timings count training, not set-up
+        self.last_checkpoint = start
+        status, reason = "ok", None
+        try:
+            self._train(learner, start)
+        except _Diverged as diverged:
+            status, reason = "diverged", str(diverged)
+        except Exception as error:
+            raise TrainingFailed(PartialRun(params, self._elapsed(start), tuple(self.history))) from error
+        explanation = learner.explain()
+        return RunResult(
+            key=self.spec.key,
+            arch=self.spec.label,
+            method=self.spec.method.name,
+            lr=self.spec.method.lr,
+            seed=self.spec.seed,
+            status=status,
+            reason=reason,
+            params=params,
+            seconds=self._elapsed(start),
+            history=tuple(self.history),
+            copy_lrs=tuple(explanation["copy_lrs"]) if "copy_lrs" in explanation else None,
+            rate_summary=explanation.get("rate_summary"),
+            spec=self.spec.to_dict(),
+            **described(self.spec.method.name),
+        )
+
+    def _train(self, learner: Learner, start: float) -> None:
+        """Train until the budget is spent, but at least one step and one validation."""
+        spec = self.spec
+        per_epoch = num_batches(self.data.train, spec.batch_size)
+        while not self.history or not self._budget_spent(start):
+            learner.module.train()
+            loss_sum = torch.tensor(self.epoch_loss_sum, dtype=accumulator_dtype(self.device), device=self.device)
+            epoch_batches = batches(
+                self.data.train, spec.batch_size, shuffle=True, seed=spec.seed,
+                epoch=self.epoch, skip=self.batch, workers=spec.loader_workers,
+            )
+            for x, y in epoch_batches:
+                loss = learner.train_step(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+                loss_sum += loss
+                self.batch += 1
+                self.step += 1
+                if self.step == 1 or self.step % DIVERGENCE_CHECK_EVERY == 0:
+                    running = float(loss_sum) / self.batch
+                    if self.first_loss is None:
+                        self.first_loss = running
+                    self._check_loss(running, "training loss")
+                    self.on_progress(self._progress(start, per_epoch, running, None))
+                if self._checkpoint_due():
+                    self.epoch_loss_sum = float(loss_sum)
+                    self._save(learner, start)
+                if self._out_of_steps_or_time(start):
+                    break
+            train_loss = float(loss_sum) / max(self.batch, 1)
+            self._check_loss(train_loss, "training loss")
+            val_loss, val_acc = self._evaluate(learner, self.data.val)
+            _, train_acc = self._evaluate(learner, self.data.train, limit=TRAIN_ACCURACY_EXAMPLES)
+            self._check_loss(val_loss, "validation loss")
+            self.epoch += 1
+            self.history.append(
+                EpochRecord(
+                    epoch=self.epoch, step=self.step, train_loss=train_loss, train_acc=train_acc,
+                    val_loss=val_loss, val_acc=val_acc, seconds=self._elapsed(start),
+                    posterior=learner.posterior(),
+                )
+            )
+            self.batch, self.epoch_loss_sum = 0, 0.0
+            self._save(learner, start)
+            self.on_progress(self._progress(start, per_epoch, train_loss, val_loss))
+
+    def _elapsed(self, start: float) -> float:
+        return self.elapsed_before + time.perf_counter() - start
+
+    def _out_of_steps_or_time(self, start: float) -> bool:
+        """A step or time budget may end a run inside an epoch."""
+        budget = self.spec.budget
+        if budget.steps is not None:
+            return self.step >= budget.steps
+        if budget.seconds is not None:
+            return self._elapsed(start) >= budget.seconds
+        return False
+
+    def _budget_spent(self, start: float) -> bool:
+        epochs = self.spec.budget.epochs
+        return self._out_of_steps_or_time(start) or (epochs is not None and self.epoch >= epochs)
+
+    def _checkpoint_due(self) -> bool:
+        """Inside an epoch: every ``checkpoint_every`` steps, and after ``checkpoint_seconds``."""
+        every, seconds = self.spec.checkpoint_every, self.spec.checkpoint_seconds
+        if self.checkpoint is None:
+            return False
+        if every and self.step % every == 0:
+            return True
+        return seconds is not None and time.perf_counter() - self.last_checkpoint >= seconds
+
+    def _progress(self, start: float, per_epoch: int, train_loss, val_loss) -> Progress:
+        budget = self.spec.budget
+        if budget.steps is not None:
+            fraction = self.step / budget.steps
+        elif budget.seconds is not None:
+            fraction = self._elapsed(start) / budget.seconds
+        else:
+            fraction = (self.epoch + self.batch / max(per_epoch, 1)) / budget.epochs
+        return Progress(self.spec.key, self.epoch, self.step, min(fraction, 1.0), train_loss, val_loss)
+
+    @torch.no_grad()
+    def _evaluate(self, learner: Learner, dataset, limit: int | None = None) -> tuple[float, float | None]:
+        """Mean loss and accuracy on ``dataset`` (its first ``limit`` examples), in eval mode."""
+        learner.module.eval()
+        loss_sum = torch.zeros((), dtype=accumulator_dtype(self.device), device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        count = 0
+        for x, y in batches(dataset, EVAL_BATCH_SIZE, shuffle=False, seed=0, epoch=0):
+            if limit is not None and count >= limit:
+                break
+            x, y = x.to(self.device), y.to(self.device)
+            losses, labels = learner.evaluate(x, y)
+            loss_sum += losses.sum()
+            if labels is not None:
+                correct += (labels == y).sum()
+            count += y.shape[0]
+        accuracy = None if self.data.info.task == "regression" else int(correct) / count
+        return float(loss_sum) / count, accuracy
+
+    # -- divergence ----------------------------------------------------------------------
+    def _check_loss(self, value: float, what: str) -> None:
+        where = f"at step {self.step} (epoch {self.epoch + 1})"
+        if not math.isfinite(value):
+            raise _Diverged(f"{what} became {value} {where}")
+        info = self.data.info
+        level = blow_up_level(self.first_loss, info.num_classes, info.task)
+        if value > level:
+            raise _Diverged(
+                f"{what} reached {value:.3g}, over {BLOW_UP_FACTOR:g}x its starting level "
+                f"({level / BLOW_UP_FACTOR:.3g}), {where}"
+            )
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _save(self, learner: Learner, start: float) -> None:
+        if self.checkpoint is None:
+            return
+        state = {
+            "key": self.spec.key,
+            "fingerprint": self.spec.fingerprint(),
+            "learner": learner.state_dict(),
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": self.step,
+            "epoch_loss_sum": self.epoch_loss_sum,
+            "first_loss": self.first_loss,
+            "elapsed": self._elapsed(start),
+            "history": [_record_to_plain(r) for r in self.history],
+            "rng": torch.get_rng_state(),
+            "python_rng": _python_rng_state(),
+            "numpy_rng": _numpy_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        temporary = _temporary(self.checkpoint)
+        with open(temporary, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.checkpoint)
+        self.last_checkpoint = time.perf_counter()
+
+    def _restore(self, learner: Learner) -> None:
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return
+        try:
+            # Onto the CPU: load_state_dict copies each tensor to where the learner keeps it
+            # (an MPS device cannot hold the switch's float64 weights, which stay on the host).
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - an unreadable checkpoint costs a restart, not the run
+            logger.warning("%s: ignoring the unreadable checkpoint %s (%s)", self.spec.key, self.checkpoint, error)
+            return
+        if state.get("key") != self.spec.key or state.get("fingerprint") != self.spec.fingerprint():
+            logger.warning("%s: ignoring a checkpoint of another configuration: starting afresh", self.spec.key)
+            return
+        learner.load_state_dict(state["learner"])
+        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
+        self.epoch_loss_sum = state["epoch_loss_sum"]
+        self.first_loss = state["first_loss"]
+        self.elapsed_before = state["elapsed"]
+        self.history = [EpochRecord(**_plain_to_record(r)) for r in state["history"]]
+        torch.set_rng_state(state["rng"].cpu())
+        _set_python_rng_state(state["python_rng"])
+        _set_numpy_rng_state(state["numpy_rng"])
+        if "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        logger.debug("%s: resumed from its checkpoint at step %d (epoch %d)", self.spec.key, self.step, self.epoch + 1)
+
+
+class _Diverged(Exception):
+    pass
+
+
+def _temporary(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.name + ".tmp")
+
+
+# Generator states as tensors and plain numbers: what torch.load(weights_only=True) reads.
+def _python_rng_state() -> dict[str, Any]:
+    version, internal, gauss_next = random.getstate()
+    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next}
+
+
+def _set_python_rng_state(state: dict[str, Any]) -> None:
+    internal = tuple(int(v) for v in state["internal"].cpu().tolist())
+    random.setstate((state["version"], internal, state["gauss_next"]))
+
+
+def _numpy_rng_state() -> dict[str, Any]:
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {
+        "name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+        "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian),
+    }
+
+
+def _set_numpy_rng_state(state: dict[str, Any]) -> None:
+    keys = state["keys"].cpu().numpy().astype(np.uint32)
+    np.random.set_state((state["name"], keys, state["position"], state["has_gauss"], state["cached_gaussian"]))
+
+
+def _record_to_plain(record: EpochRecord) -> dict[str, Any]:
+    plain = asdict(record)
+    plain["posterior"] = list(record.posterior) if record.posterior is not None else None
+    return plain
+
+
+def _plain_to_record(plain: dict[str, Any]) -> dict[str, Any]:
+    posterior = plain.get("posterior")
+    return {**plain, "posterior": tuple(posterior) if posterior is not None else None}
