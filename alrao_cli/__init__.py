@@ -20,9 +20,11 @@ if TYPE_CHECKING:
         AlraoSGD,
         Switch,
         alrao_step,
+        apply_alrao_loss,
         sample_feature_lrs,
     )
     from alrao_cli.errors import AlraoDivergedError, AlraoUserError
+    from alrao_cli.sources.registry import register_model
 
 _HOMES = {
     "AlraoAdam": "alrao_cli.alrao",
@@ -33,6 +35,8 @@ _HOMES = {
     "AlraoUserError": "alrao_cli.errors",
     "Switch": "alrao_cli.alrao",
     "alrao_step": "alrao_cli.alrao",
+    "apply_alrao_loss": "alrao_cli.alrao",
+    "register_model": "alrao_cli.sources.registry",
     "sample_feature_lrs": "alrao_cli.alrao",
 }
 __all__ = sorted(_HOMES)

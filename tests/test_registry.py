@@ -471,3 +471,18 @@ def test_a_syntax_error_in_a_sibling_names_the_sibling(tmp_path):
     path = write(tmp_path, "imports_bad.py", "import bad_sibling\n")
     with pytest.raises(AlraoUserError, match="bad_sibling.py, line 1"):
         expand_arch(path)
+
+
+def test_a_model_file_written_for_the_old_registry_path_still_registers(tmp_path):
+    """Model files written before 0.2 import register_model from alrao_cli.registry."""
+    from alrao_cli.sources.arch import expand_arch
+
+    old = tmp_path / "old_style.py"
+    old.write_text(
+        "from torch import nn\n"
+        "from alrao_cli.registry import register_model\n\n"
+        "@register_model('an old-style model file')\n"
+        "def tiny(num_classes, input_shape):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(40, num_classes))\n"
+    )
+    assert expand_arch(str(old)) == [f"{old}:tiny"]
