@@ -1,0 +1,33 @@
+"""``alrao init``: write a commented example config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from alrao_cli.errors import AlraoUserError
+from alrao_cli.cli.app import app, err, fail
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("alrao.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented example config (every option with its default).
+
+    [bold]Example[/]
+
+      alrao init screen.yaml && alrao screen --config screen.yaml
+    """
+    from alrao_cli.config.yaml_io import example_config_yaml
+
+    if path.exists() and not force:
+        fail(AlraoUserError(f"{path} already exists", hint="pass --force to overwrite it"), False)
+    path.write_text(example_config_yaml())
+    err.print(f"wrote {escape(str(path))}: edit it, then run [bold]alrao screen --config {escape(str(path))}[/]")
+
+

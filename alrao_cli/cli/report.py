@@ -1,0 +1,54 @@
+"""``alrao report``: redraw a run directory's tables and plots from its saved results."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from alrao_cli.errors import AlraoUserError
+from alrao_cli.cli.app import app, err, fail, out
+from alrao_cli.cli.options import DebugOpt
+
+
+class ReportFormat(str, Enum):
+    """The formats of `alrao report` (summary.FORMATS), as a choice the option's parser checks."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by screen or compare.")],
+    output_format: Annotated[ReportFormat, typer.Option("--format", "-f", help="table, json, csv or markdown.")] = ReportFormat.table,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Redraw the PNG plots into the run directory.")] = False,
+    plots_dir: Annotated[Optional[Path], typer.Option("--plots-dir", help="Redraw the PNG plots into this folder instead (e.g. when the run directory is read-only).")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Redraw the tables (and plots) of a finished or interrupted run, without training.
+
+    [bold]Examples[/]
+
+      alrao report runs/20261125-101500-screen
+      alrao report runs/20261125-101500-compare --format markdown >> RESULTS.md
+      alrao report /shared/runs/20261125-101500-compare --plots-dir plots/
+    """
+    from alrao_cli.report import console as summary
+    from alrao_cli.results.records import load_study
+
+    try:
+        study = load_study(run_dir)
+        summary.print_report(study, run_dir, output_format.value, out=out)
+        if plots or plots_dir is not None:
+            for path in summary.write_plots(study, plots_dir or run_dir):
+                err.print(f"wrote {escape(str(path))}")
+    except AlraoUserError as error:
+        fail(error, debug)
+
+

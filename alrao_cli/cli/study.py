@@ -1,0 +1,190 @@
+"""``alrao screen`` and ``alrao compare``: one study command each, built from one option list."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from alrao_cli.errors import AlraoUserError
+from alrao_cli.cli.app import app, err, fail, out
+from alrao_cli.cli.options import (
+    ArchArg,
+    ConfigOpt,
+    ResumeOpt,
+    DataOpt,
+    DataDirOpt,
+    DownloadOpt,
+    SubsetOpt,
+    ValFractionOpt,
+    AugmentOpt,
+    LoaderWorkersOpt,
+    EpochsOpt,
+    StepsOpt,
+    TimeOpt,
+    BatchOpt,
+    LrMinOpt,
+    LrMaxOpt,
+    CopiesOpt,
+    SeedOpt,
+    SeedsOpt,
+    DeviceOpt,
+    BaselineOpt,
+    GridOpt,
+    HeadOpt,
+    AdamOpt,
+    FailFastOpt,
+    CheckpointOpt,
+    OutOpt,
+    PlotsOpt,
+    JsonOpt,
+    QuietOpt,
+    DebugOpt,
+)
+
+if typing.TYPE_CHECKING:
+    pass
+
+
+# Flags whose config key has another name; every other study flag is its config key.
+_CONFIG_KEY_OF_FLAG = {"baseline": "baselines", "out_dir": "out"}
+_NOT_CONFIG = {"archs", "config", "resume", "json_out", "quiet", "debug", "head"}
+
+
+def _study_options(
+    archs: ArchArg = None,
+    config: ConfigOpt = None,
+    resume: ResumeOpt = None,
+    data: DataOpt = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = None,
+    subset: SubsetOpt = None,
+    val_fraction: ValFractionOpt = None,
+    augment: AugmentOpt = None,
+    loader_workers: LoaderWorkersOpt = None,
+    epochs: EpochsOpt = None,
+    steps: StepsOpt = None,
+    time_budget: TimeOpt = None,
+    batch_size: BatchOpt = None,
+    lr_min: LrMinOpt = None,
+    lr_max: LrMaxOpt = None,
+    copies: CopiesOpt = None,
+    seed: SeedOpt = None,
+    seeds: SeedsOpt = None,
+    device: DeviceOpt = None,
+    baseline: BaselineOpt = None,
+    grid: GridOpt = None,
+    adam: AdamOpt = None,
+    head: HeadOpt = None,
+    fail_fast: FailFastOpt = None,
+    checkpoint_every: CheckpointOpt = None,
+    out_dir: OutOpt = None,
+    plots: PlotsOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """The options of `screen` and `compare`, declared once (Typer reads this signature)."""
+
+
+def _study_command(kind: str, doc: str, without: set[str]):
+    """A Typer command running a study of ``kind``, offering every study option but ``without``."""
+
+    def command(**options: Any) -> None:
+        given = {
+            _CONFIG_KEY_OF_FLAG.get(name, name): value
+            for name, value in options.items()
+            if name not in _NOT_CONFIG and value is not None and value != []
+        }
+        if options["archs"]:
+            given["archs"] = list(options["archs"])
+        if "out" in given:
+            given["out"] = str(given["out"])
+        if options["head"]:
+            given["heads"] = {"*": options["head"]}
+        _run_study(kind, options["resume"], options["config"], given, options["json_out"], options["quiet"], options["debug"])
+
+    hints = typing.get_type_hints(_study_options, include_extras=True)
+    signature = inspect.signature(_study_options)
+    command.__signature__ = signature.replace(
+        parameters=[
+            p.replace(annotation=hints[p.name]) for p in signature.parameters.values() if p.name not in without
+        ]
+    )
+    command.__annotations__ = {name: hint for name, hint in hints.items() if name not in without}
+    command.__doc__ = doc
+    command.__name__ = kind
+    return command
+
+
+def _run_study(kind: str, resume: Path | None, config_path: Path | None, overrides: dict, json_out: bool, quiet: bool, debug: bool) -> None:
+    from alrao_cli.report import console as summary
+    from alrao_cli.config.schema import build_config
+    from alrao_cli.config.yaml_io import load_config_file
+    from alrao_cli.report.live import RichObserver
+    from alrao_cli.study.driver import run_study
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(message)s")
+    try:
+        file_values = load_config_file(config_path) if config_path else None
+        config = build_config(file_values, overrides)
+        if resume is not None and (config_path or overrides):
+            err.print("[yellow]note:[/] --resume continues the run as saved; other arguments and options are ignored")
+        elif kind == "screen" and "grid" in overrides and not _tunes_over_grid(config.baselines):
+            err.print("[yellow]note:[/] --grid only sets the rates of --baseline sgd-grid; without it no SGD run is made")
+        if json_out or quiet:
+            # Standard output is for the JSON alone: whatever a model file prints goes to stderr.
+            with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
+                outcome = run_study(config, kind, resume=resume)
+        else:
+            with RichObserver(err) as observer:
+                outcome = run_study(config, kind, resume=resume, observer=observer)
+        summary.print_outcome(outcome, out=out, err=err, json_out=json_out, quiet=quiet)
+    except AlraoUserError as error:
+        fail(error, debug)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _tunes_over_grid(baselines: tuple[str, ...]) -> bool:
+    """Whether a screen's ``--baseline`` names ask for a method run at every rate of ``--grid``."""
+    from alrao_cli.study.methods import baseline_methods
+
+    return any(method.tuned_over_grid and method.baseline_option in baselines for method in baseline_methods())
+
+
+# Help texts: one line per paragraph (rich re-wraps them), examples one per line.
+SCREEN_HELP = """Train every architecture once with Alrao-SGD and rank them by validation loss.
+
+    No learning rate to tune: each feature draws its own rate log-uniformly in \\[lr-min, lr-max] and the output layer is averaged over copies with log-spaced rates. Results are saved as each architecture finishes; Ctrl-C stops cleanly and prints how to resume.
+
+    Exit code: 0 when every architecture finished (a diverged baseline rate does not count), 1 when a run failed, an Alrao run diverged or --fail-fast stopped, 2 for a usage error, 130 when interrupted (143 on SIGTERM, handled like Ctrl-C).
+
+    [bold]Examples[/]
+
+      alrao screen                                   [dim]# the zoo on MNIST-1D, on the CPU[/]
+      alrao screen mlp cnn1d my_models.py:Net --epochs 20
+      alrao screen torchvision:resnet18 --data cifar10 --data-dir ~/data --device cuda
+      alrao screen --baseline sgd-grid --baseline adam   [dim]# add tuned-SGD and Adam columns[/]
+      alrao screen --json | jq '.ranking[0]'
+    """
+
+COMPARE_HELP = """Run Alrao next to single-rate SGD grids and Adam: how close does it get?
+
+    For each architecture: Alrao-SGD, plain SGD at every rate of the grid, and Adam, on the same data and budget. Shows each method's best validation loss, Alrao's gap to the best-tuned SGD, and whether the two rankings agree (Kendall's tau, Spearman's rho).
+
+    [bold]Examples[/]
+
+      alrao compare mlp cnn1d --grid 1e-4:1:5 --epochs 5
+      alrao compare --seeds 3 --no-adam --json > fidelity.json
+    """
+
+app.command("screen")(_study_command("screen", SCREEN_HELP, without={"adam"}))
+app.command("compare")(_study_command("compare", COMPARE_HELP, without={"baseline"}))
+
+
