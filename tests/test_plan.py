@@ -239,3 +239,25 @@ def test_file_models_are_labelled_as_written_and_resolved_from_the_workdir(tmp_p
     assert [spec.label for spec in result.runs] == ["models/several.py:narrow", "models/several.py:wide"]
     assert [spec.key for spec in result.runs] == ["models/several.py:narrow|alrao|seed=0", "models/several.py:wide|alrao|seed=0"]
     assert {spec.arch for spec in result.runs} == {f"{folder / 'several.py'}:narrow", f"{folder / 'several.py'}:wide"}
+
+
+def test_method_names_what_the_screen_ranks_by_and_a_portfolio_runs_each():
+    config = build_config(None, {"archs": ["mlp"], "method": "alrao,adam", "baselines": ["sgd-grid"], "grid": [0.1, 1.0], "device": "cpu"})
+    plan = plan_study(config, "screen")
+    assert [(spec.method.name, spec.method.lr) for spec in plan.runs] == [
+        ("alrao", None), ("adam", 1e-3), ("sgd", 0.1), ("sgd", 1.0),
+    ]
+
+
+def test_an_unknown_method_gets_did_you_mean():
+    config = build_config(None, {"archs": ["mlp"], "method": "adamm", "device": "cpu"})
+    with pytest.raises(AlraoUserError, match="--method: unknown method 'adamm'") as caught:
+        plan_study(config, "screen")
+    assert "did you mean 'adam'" in caught.value.hint
+
+
+def test_compare_runs_the_paper_baselines_unless_others_are_named():
+    default = plan_study(build_config(None, {"archs": ["mlp"], "grid": [0.1], "device": "cpu"}), "compare")
+    assert [spec.method.name for spec in default.runs] == ["alrao", "sgd", "adam"]
+    named = build_config(None, {"archs": ["mlp"], "method": ["adam"], "baselines": ["sgd-grid"], "grid": [0.1], "device": "cpu"})
+    assert [spec.method.name for spec in plan_study(named, "compare").runs] == ["adam", "sgd"]

@@ -271,3 +271,32 @@ def test_screen_entries_carry_their_baselines_and_gap() -> None:
     assert mlp.baseline("adam").shown.status == "diverged"  # a single run shows, healthy or not
     assert mlp.baseline("adam").best is None
     assert (cnn.baselines, cnn.gap) == ((), None)
+
+
+def test_a_portfolio_ranks_each_architecture_by_its_better_method_and_says_which() -> None:
+    runs = [
+        result("a", (0.6,)), result("a", (0.4,), method="adam", lr=1e-3),  # Adam wins on a
+        result("b", (0.3,)), result("b", (0.5,), method="adam", lr=1e-3),  # Alrao wins on b
+        result("c", (0.2,), method="sgd", lr=0.1),  # a baseline only: not ranked by the portfolio
+    ]
+    ranked = rank_screen(runs, methods=("alrao", "adam"))
+    assert [(entry.arch, entry.method, entry.val_loss) for entry in ranked] == [("b", "alrao", 0.3), ("a", "adam", 0.4)]
+    assert ranked[1].lr == 1e-3 and ranked[1].seconds == 2.0  # a portfolio pays for both runs
+    assert ranked[0].baselines == ()  # the screened methods are not baselines of themselves
+
+
+def test_a_failed_method_of_a_portfolio_does_not_hide_the_healthy_one() -> None:
+    runs = [result("a", (), status="failed", reason="boom"), result("a", (0.7,), method="adam", lr=1e-3)]
+    (entry,) = rank_screen(runs, methods=("alrao", "adam"))
+    assert (entry.status, entry.method, entry.val_loss) == ("ok", "adam", 0.7)
+
+
+def test_compare_measures_the_subject_it_is_given() -> None:
+    runs = [
+        result("a", (0.5,), method="adam", lr=1e-3), result("a", (0.4,), method="sgd", lr=0.1),
+        result("b", (0.2,), method="adam", lr=1e-3), result("b", (0.3,), method="sgd", lr=0.1),
+    ]
+    summary = compare_architectures(runs, subject="adam")
+    assert [entry.alrao.method for entry in summary.architectures] == ["adam", "adam"]
+    assert summary.architectures[0].gap == pytest.approx(0.5 / 0.4 - 1)
+    assert summary.kendall_tau == pytest.approx(1.0)

@@ -34,3 +34,34 @@ def models(
         fail(error, debug=False)
 
 
+
+
+@app.command("methods")
+def methods_command(json_out: JsonOpt = False) -> None:
+    """List the training methods: what each is, its paper, its defaults, its cost in runs.
+
+    Use a name with [cyan]--method[/] (what a screen ranks by), [cyan]--baseline[/] (a column
+    beside it; NAME-grid for methods tuned over [cyan]--grid[/]) or compare's [cyan]--methods[/].
+
+    [bold]Examples[/]
+
+      alrao methods
+      alrao screen --method alrao,adam        [dim]# a portfolio: each architecture by its better method[/]
+    """
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from alrao_cli.study.methods import method_catalog
+
+    catalog = method_catalog()
+    if json_out:
+        out.print_json(data=[asdict(info) for info in catalog])
+        return
+    table = Table(title="alrao methods (use a name with --method or --baseline)", title_justify="left")
+    for column in ("name", "what it is", "paper", "defaults", "cost"):
+        table.add_column(column, overflow="fold")
+    for info in catalog:
+        defaults = ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in info.defaults.items())
+        table.add_row(info.name, info.summary, info.paper, defaults or "—", info.cost)
+    out.print(table)

@@ -36,6 +36,8 @@ from alrao_cli.cli.options import (
     SeedsOpt,
     DeviceOpt,
     BaselineOpt,
+    MethodOpt,
+    MethodsOpt,
     GridOpt,
     HeadOpt,
     AdamOpt,
@@ -54,7 +56,7 @@ if typing.TYPE_CHECKING:
 
 # Flags whose config key has another name; every other study flag is its config key.
 _CONFIG_KEY_OF_FLAG = {"baseline": "baselines", "out_dir": "out"}
-_NOT_CONFIG = {"archs", "config", "resume", "json_out", "quiet", "debug", "head"}
+_NOT_CONFIG = {"archs", "config", "resume", "json_out", "quiet", "debug", "head", "methods"}
 
 
 def _study_options(
@@ -78,6 +80,8 @@ def _study_options(
     seed: SeedOpt = None,
     seeds: SeedsOpt = None,
     device: DeviceOpt = None,
+    method: MethodOpt = None,
+    methods: MethodsOpt = None,
     baseline: BaselineOpt = None,
     grid: GridOpt = None,
     adam: AdamOpt = None,
@@ -108,6 +112,8 @@ def _study_command(kind: str, doc: str, without: set[str]):
             given["out"] = str(given["out"])
         if options["head"]:
             given["heads"] = {"*": options["head"]}
+        if options.get("methods"):
+            given.update(split_compare_methods(options["methods"]))
         _run_study(kind, options["resume"], options["config"], given, options["json_out"], options["quiet"], options["debug"])
 
     hints = typing.get_type_hints(_study_options, include_extras=True)
@@ -184,7 +190,17 @@ COMPARE_HELP = """Run Alrao next to single-rate SGD grids and Adam: how close do
       alrao compare --seeds 3 --no-adam --json > fidelity.json
     """
 
-app.command("screen")(_study_command("screen", SCREEN_HELP, without={"adam"}))
-app.command("compare")(_study_command("compare", COMPARE_HELP, without={"baseline"}))
+def split_compare_methods(text: str) -> dict[str, list[str]]:
+    """``--methods a,b,c`` as config keys: the first method run once is the one measured
+    (``method``), every other is a baseline (``baselines``); ``NAME-grid`` is a grid."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    measured = next((name for name in names if not name.endswith("-grid")), None)
+    if measured is None:
+        raise typer.BadParameter("name at least one method run once (e.g. alrao) to measure", param_hint="--methods")
+    return {"method": [measured], "baselines": [name for name in names if name != measured]}
+
+
+app.command("screen")(_study_command("screen", SCREEN_HELP, without={"adam", "methods"}))
+app.command("compare")(_study_command("compare", COMPARE_HELP, without={"baseline", "method"}))
 
 

@@ -57,6 +57,7 @@ class StudyConfig:
     loader_workers: int = 0
     out: str | None = None
     workdir: str | None = None  # where relative paths are read from; None: the current folder
+    method: tuple[str, ...] = ("alrao",)
     baselines: tuple[str, ...] = ()
     grid: tuple[float, ...] = DEFAULT_GRID
     adam: bool = True
@@ -93,8 +94,11 @@ class _Setting:
 
 # Other spellings of an option; "workers" is the data-loader option's name in run
 # directories written before --workers meant parallel runs.
-_ALIASES = {"arch": "archs", "architectures": "archs", "baseline": "baselines", "workers": "loader_workers"}
-_FLAGS = {"archs": "the ARCH arguments", "baselines": "--baseline", "model_kwargs": "model_kwargs"}
+_ALIASES = {
+    "arch": "archs", "architectures": "archs", "baseline": "baselines", "workers": "loader_workers",
+    "methods": "method",
+}
+_FLAGS = {"archs": "the ARCH arguments", "baselines": "--baseline", "model_kwargs": "model_kwargs", "method": "--method"}
 _BUDGET_NAMES = ("epochs", "steps", "time_budget")
 _DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -196,6 +200,15 @@ def _baselines(value: Any, where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))  # which names exist is the methods registry's to say, when planning
 
 
+def _methods(value: Any, where: str) -> tuple[str, ...]:
+    """The screened method(s): ``alrao``, or a portfolio ``alrao,adam``; checked when planning."""
+    entries = _names(value, where, "a method or a list of them", "[alrao, adam]")
+    names = tuple(dict.fromkeys(part.strip() for entry in entries for part in entry.split(",") if part.strip()))
+    if not names:
+        raise AlraoUserError(f"{where} names no method", hint="for example: alrao, or alrao,adam")
+    return names
+
+
 def _device(value: Any, where: str) -> str:
     if not isinstance(value, str) or not _DEVICE_PATTERN.fullmatch(value):
         raise AlraoUserError(
@@ -272,6 +285,7 @@ _COERCERS: dict[str, _Coercer] = {
     "loader_workers": _integer(0, "2"),
     "out": _optional(_text),
     "workdir": _optional(_text),
+    "method": _methods,
     "baselines": _baselines,
     "grid": _grid,
     "adam": _boolean,
@@ -455,8 +469,11 @@ EXAMPLE_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("seeds", "repeat every run with seeds seed, seed+1, ... (this many)"),
         ("device", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"),
     )),
-    ("Baselines", (
-        ("baselines", "screen only: add sgd-grid (SGD at every grid rate) and/or adam columns"),
+    ("Methods", (
+        ("method", "the method(s) a screen ranks by (alrao, the paper's; several: each architecture by the best "
+         "of them); compare measures the first against the SGD grid. `alrao methods` lists them"),
+        ("baselines", "methods run beside it, one column each: sgd-grid (SGD at every grid rate), adam, and any "
+         "`alrao methods` lists; compare: default sgd-grid and adam"),
         ("grid", "SGD rates of sgd-grid and compare; also accepts text like 1e-5:10:7 (7 log-spaced)"),
         ("adam", "compare only: include Adam at its default rate"),
     )),

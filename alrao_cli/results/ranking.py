@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from alrao_cli.results.records import RunResult, Status
 
@@ -99,7 +100,10 @@ class RankedRun:
     curve: tuple[float, ...]  # validation loss per epoch of the first seed, for a sparkline
     val_acc_std: float | None = None
     baselines: tuple[BaselineStats, ...] = ()  # those the screen ran (--baseline), in registration order
-    gap: float | None = None  # alrao / best SGD - 1, when the screen ran the SGD grid
+    gap: float | None = None  # screened / best SGD - 1, when the screen ran the SGD grid
+    method: str = ALRAO  # the screened method this entry's numbers are from (the best of a portfolio)
+    method_label: str = "Alrao"
+    lr: float | None = None  # that method's rate, for single-rate methods
 
     def baseline(self, method: str) -> BaselineStats | None:
         return find_baseline(self.baselines, method)
@@ -210,22 +214,29 @@ def summarize_runs(runs: Sequence[RunResult]) -> MethodStats:
     )
 
 
-def rank_screen(runs: Iterable[RunResult]) -> list[RankedRun]:
-    """Architectures ranked by Alrao's validation loss; failed and diverged ones last.
+def screened_methods(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The methods a study ranks by, from its saved config (Alrao in studies saved before ``--method``)."""
+    return tuple(config.get("method") or (ALRAO,))
 
+
+def rank_screen(runs: Iterable[RunResult], methods: Sequence[str] = (ALRAO,)) -> list[RankedRun]:
+    """Architectures ranked by the screened method's validation loss; failed and diverged ones last.
+
+    ``methods`` are the screened methods (``--method``): with several (a portfolio), each
+    architecture is ranked by the best of them, and its entry says which one that was.
     Healthy entries go by loss, then higher accuracy, then name; diverged ones follow,
-    then failed ones, each in the order the architectures first appeared. Where the screen
-    also ran baselines (``--baseline``), each entry carries its architecture's.
+    then failed ones, each in the order the architectures first appeared. Every other
+    method that ran (``--baseline``) is one of the entry's baselines.
     """
     by_arch = _group(runs)
     entries = [
-        (arch, summarize_runs(alrao_runs), arch_runs)
+        (arch, stats, arch_runs)
         for arch, arch_runs in by_arch.items()
-        if (alrao_runs := [run for run in arch_runs if run.method == ALRAO])
+        if (stats := _best_screened(arch_runs, methods)) is not None
     ]
 
     def sort_key(appearance: int) -> tuple:
-        arch, stats, _ = entries[appearance]
+        arch, (stats, _), _ = entries[appearance]
         severity = _SEVERITY[stats.status]
         if severity:
             return (severity, appearance)
@@ -235,8 +246,8 @@ def rank_screen(runs: Iterable[RunResult]) -> list[RankedRun]:
 
     ranked = []
     for rank, appearance in enumerate(sorted(range(len(entries)), key=sort_key), start=1):
-        arch, stats, arch_runs = entries[appearance]
-        baselines = _baselines(arch_runs)
+        arch, (stats, label), arch_runs = entries[appearance]
+        baselines = _baselines([run for run in arch_runs if run.method not in methods])
         ranked.append(
             RankedRun(
                 rank=rank, arch=arch, status=stats.status, val_loss=stats.val_loss,
@@ -244,16 +255,45 @@ def rank_screen(runs: Iterable[RunResult]) -> list[RankedRun]:
                 lr_selected=stats.lr_selected, params=stats.params, seconds=stats.seconds,
                 reason=stats.reason, curve=stats.curve, val_acc_std=stats.val_acc_std,
                 baselines=baselines, gap=_reference_gap(stats, baselines),
+                method=stats.method, method_label=label, lr=stats.lr,
             )
         )
     return ranked
 
 
-def compare_architectures(runs: Iterable[RunResult]) -> CompareSummary:
-    """Alrao against every baseline (each SGD rate, Adam, ...), per architecture and across them."""
+def _best_screened(runs: list[RunResult], methods: Sequence[str]) -> tuple[MethodStats, str] | None:
+    """The best screened method on one architecture, with its label; None if none of them ran.
+
+    Each method at each rate is summarised over its seeds; the healthiest, then lowest
+    loss wins. Seconds count every screened run, since a portfolio pays for all of them.
+    """
+    candidates = []
+    for method in methods:
+        method_runs = [run for run in runs if run.method == method]
+        for stats in _by_rate(method_runs) if method_runs else ():
+            candidates.append((stats, method_runs[0].method_label or method))
+    if not candidates:
+        return None
+
+    def quality(candidate: tuple[MethodStats, str]) -> tuple:
+        stats = candidate[0]
+        return (_SEVERITY[stats.status], stats.val_loss if stats.val_loss is not None else math.inf)
+
+    best, label = min(candidates, key=quality)
+    if len(candidates) > 1:
+        best = replace(best, seconds=math.fsum(stats.seconds for stats, _ in candidates))
+    return best, label
+
+
+def compare_architectures(runs: Iterable[RunResult], subject: str = ALRAO) -> CompareSummary:
+    """One method (``subject``, Alrao by default) against every other that ran (each SGD
+    rate, Adam, ...), per architecture and across them.
+
+    The summary's ``alrao*`` fields hold the subject's numbers, whichever method it is.
+    """
     runs = list(runs)
     by_arch = _group(runs)
-    architectures = tuple(_compare(arch, arch_runs) for arch, arch_runs in by_arch.items())
+    architectures = tuple(_compare(arch, arch_runs, subject) for arch, arch_runs in by_arch.items())
     ranking = _rank_pairs(architectures)
     alrao_losses = [pair.alrao_val_loss for pair in ranking]
     sgd_losses = [pair.sgd_val_loss for pair in ranking]
@@ -262,7 +302,7 @@ def compare_architectures(runs: Iterable[RunResult]) -> CompareSummary:
         ranking=ranking,
         kendall_tau=kendall_tau(alrao_losses, sgd_losses),
         spearman_rho=spearman_rho(alrao_losses, sgd_losses),
-        alrao_seconds=_total_seconds(run for run in runs if run.method == ALRAO),
+        alrao_seconds=_total_seconds(run for run in runs if run.method == subject),
         grid_seconds=_total_seconds(run for run in runs if run.method == REFERENCE),
     )
 
@@ -327,15 +367,15 @@ def spearman_rho(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return sum(a * b for a, b in zip(dx, dy)) / spread if spread > 0 else None
 
 
-def _compare(arch: str, runs: list[RunResult], seed: int | None = None) -> ArchComparison:
-    alrao_runs = [run for run in runs if run.method == ALRAO]
-    alrao = summarize_runs(alrao_runs) if alrao_runs else None
-    baselines = _baselines(runs)
+def _compare(arch: str, runs: list[RunResult], subject: str, seed: int | None = None) -> ArchComparison:
+    subject_runs = [run for run in runs if run.method == subject]
+    alrao = summarize_runs(subject_runs) if subject_runs else None
+    baselines = _baselines([run for run in runs if run.method != subject])
     per_seed: tuple[ArchComparison, ...] = ()
     if seed is None:
         seeds = sorted({run.seed for run in runs})
         per_seed = tuple(
-            _compare(arch, [run for run in runs if run.seed == each], each) for each in seeds
+            _compare(arch, [run for run in runs if run.seed == each], subject, each) for each in seeds
         )
     return ArchComparison(
         arch=arch, alrao=alrao, baselines=baselines, gap=_reference_gap(alrao, baselines),
@@ -348,8 +388,7 @@ def _baselines(runs: list[RunResult]) -> tuple[BaselineStats, ...]:
     saved it (label, tuned over a grid or not)."""
     by_method: dict[str, list[RunResult]] = {}
     for run in runs:
-        if run.method != ALRAO:
-            by_method.setdefault(run.method, []).append(run)
+        by_method.setdefault(run.method, []).append(run)
     entries = []
     for name in sorted(by_method, key=lambda name: method_order(name, by_method[name][0].tuned_over_grid)):
         first = by_method[name][0]

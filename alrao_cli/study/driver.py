@@ -22,6 +22,7 @@ from alrao_cli.config.schema import StudyConfig, build_config, config_to_dict
 from alrao_cli.config.yaml_io import dump_config_yaml, load_config_file
 from alrao_cli.config.paths import anchored
 from alrao_cli.study.methods import described
+from alrao_cli.results.ranking import screened_methods
 from alrao_cli.results.records import run_key
 from alrao_cli.errors import AlraoTerminated, AlraoUserError
 from alrao_cli.study.executor import Executor, SequentialExecutor
@@ -59,13 +60,14 @@ class SilentObserver:
         pass
 
 
-def is_problem(run: RunResult) -> bool:
-    """A run that makes the exit code 1 and stops ``--fail-fast``: it failed, or Alrao diverged.
+def is_problem(run: RunResult, screened: tuple[str, ...]) -> bool:
+    """A run that makes the exit code 1 and stops ``--fail-fast``: it failed, or a screened
+    method (``--method``, Alrao by default) diverged.
 
     A single-rate baseline that diverges (SGD at rate 10, say) is an expected outcome of
     a grid, not a problem with the study.
     """
-    return run.status == "failed" or (run.status == "diverged" and run.method == "alrao")
+    return run.status == "failed" or (run.status == "diverged" and run.method in screened)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,8 @@ class StudyOutcome:
         stopped; 130: Ctrl-C; 143: SIGTERM (128 + the signal's number, as shells report)."""
         if self.interrupted:
             return 143 if self.terminated else 130
-        if self.stopped_early or any(is_problem(run) for run in self.study.runs):
+        screened = screened_methods(self.study.config)
+        if self.stopped_early or any(is_problem(run, screened) for run in self.study.runs):
             return 1
         return 0
 
@@ -167,7 +170,7 @@ def run_study(
         plan = _plan(config, kind, resume)
         cached_data(data_spec_of(config))  # a missing dataset is a usage error: say it before training
         study = previous or StudyResult(kind=kind, config=config_to_dict(config), runs=(), started=_now())
-        study = _record_unresolved(study, plan, resuming=previous is not None)
+        study = _record_unresolved(study, plan, config.method[0], resuming=previous is not None)
         done = {run.key for run in study.runs}
         pending = [spec for spec in plan.runs if spec.key not in done]
         study, pending = _preflight(study, pending, run_dir, resuming=previous is not None)
@@ -181,7 +184,7 @@ def run_study(
         (run_dir / CONFIG_FILE).write_text(dump_config_yaml(replace(config, out=None)))
     study = replace(study, interrupted=False, finished=None)
     save_study(run_dir, study)
-    stopped_early = config.fail_fast and any(is_problem(run) for run in study.runs)
+    stopped_early = config.fail_fast and any(is_problem(run, config.method) for run in study.runs)
     if stopped_early:
         pending = []  # --fail-fast: an architecture already failed its preflight
     observer.study_started(plan, done=len(plan.runs) - len(pending), resumed=previous is not None)
@@ -203,7 +206,7 @@ def run_study(
                 save_study(run_dir, study)
                 discard_checkpoint(checkpoint_path(run_dir, result.key))  # only now that the result is safe
                 observer.run_finished(result)
-                if config.fail_fast and is_problem(result):
+                if config.fail_fast and is_problem(result, config.method):
                     stopped_early = True
                     break
     except KeyboardInterrupt as interruption:
@@ -250,10 +253,10 @@ def _tidy_checkpoints(run_dir: Path, study: StudyResult) -> None:
         checkpoints.rmdir()
 
 
-def _record_unresolved(study: StudyResult, plan: Plan, resuming: bool) -> StudyResult:
+def _record_unresolved(study: StudyResult, plan: Plan, method: str, resuming: bool) -> StudyResult:
     """Architectures that could not be imported are failed runs; on resume, only if they were already."""
     for unresolved in plan.unresolved:
-        result = _unresolved_result(unresolved, plan.seeds[0])
+        result = _unresolved_result(unresolved, method, plan.seeds[0])
         if resuming and result.key not in {run.key for run in study.runs}:
             raise _no_longer_works(unresolved.label, result.reason)
         study = study.with_run(result)
@@ -311,11 +314,11 @@ def _no_longer_works(label: str, reason: str | None) -> AlraoUserError:
     )
 
 
-def _unresolved_result(unresolved, seed: int) -> RunResult:
+def _unresolved_result(unresolved, method: str, seed: int) -> RunResult:
     reason = unresolved.reason + (f" ({unresolved.hint})" if unresolved.hint else "")
     return RunResult(
-        key=run_key(unresolved.label, "alrao", None, seed), arch=unresolved.label, method="alrao", lr=None,
-        seed=seed, status="failed", reason=reason, params=None, seconds=0.0, **described("alrao"),
+        key=run_key(unresolved.label, method, None, seed), arch=unresolved.label, method=method, lr=None,
+        seed=seed, status="failed", reason=reason, params=None, seconds=0.0, **described(method),
     )
 
 

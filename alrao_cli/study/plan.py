@@ -19,13 +19,14 @@ from alrao_cli.config.paths import resolve_arch, resolve_data_source, resolve_pa
 from alrao_cli.data.spec import DataInfo, DataSpec
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.util.suggest import did_you_mean
-from alrao_cli.study.methods import baseline_methods
+from alrao_cli.study.methods import baseline_methods, get_method
+from alrao_cli.study.methods.base import TrainingMethod
 from alrao_cli.sources.build import check_model_arguments
 from alrao_cli.sources.arch import expand_arch
 from alrao_cli.sources.registry import list_zoo
 from alrao_cli.data.load import cached_data
 from alrao_cli.results.records import run_key
-from alrao_cli.study.spec import AlraoOptions, Budget, MethodSpec, RunSpec
+from alrao_cli.study.spec import Budget, MethodSpec, RunSpec
 
 StudyKind = Literal["screen", "compare"]
 
@@ -112,18 +113,16 @@ def data_spec_of(config: StudyConfig) -> DataSpec:
 
 
 def methods_of(config: StudyConfig, kind: StudyKind) -> list[MethodSpec]:
-    """Alrao first, then the baselines the study asks for, in the order they were registered.
+    """The screened method(s) first (``--method``, Alrao by default), then the baselines.
 
-    A compare runs the paper's baselines (the SGD grid, and Adam unless ``--no-adam``); a
-    screen runs those named by ``--baseline``. A baseline tuned over the grid runs once per
-    rate of ``--grid``, any other once at its default rate.
+    A screen runs the baselines named by ``--baseline``; a compare, those or by default
+    the paper's (the SGD grid, and Adam unless ``--no-adam``). Baselines come in the
+    registry's order. A method tuned over the grid runs once per rate of ``--grid``, any
+    other once at its default rate.
     """
-    alrao = MethodSpec("alrao", options=AlraoOptions.from_settings(config))
-    if kind == "compare":
+    requested = config.baselines
+    if kind == "compare" and not requested:
         requested = ("sgd-grid", "adam") if config.adam else ("sgd-grid",)
-    else:
-        requested = config.baselines
-    methods = [alrao]
     known = [method.baseline_option for method in baseline_methods()]
     for name in requested:
         if name not in known:
@@ -131,21 +130,32 @@ def methods_of(config: StudyConfig, kind: StudyKind) -> list[MethodSpec]:
                 f"unknown baseline {name!r} (--baseline or the config key baselines)",
                 hint=did_you_mean(name, known) + f"the baselines are {', '.join(known)}",
             )
+    specs = [spec for name in config.method for spec in _specs_of(_screened(name), config)]
     for method in baseline_methods():
-        if method.baseline_option not in requested:
-            continue
-        options = method.options_type.from_settings(config)
-        rates = config.grid if method.tuned_over_grid else (method.default_lr,)
-        methods += [MethodSpec(method.name, lr=lr, options=options) for lr in rates]
-    return methods
+        if method.baseline_option in requested and method.name not in config.method:
+            specs += _specs_of(method, config)
+    return specs
+
+
+def _screened(name: str) -> TrainingMethod:
+    try:
+        return get_method(name)
+    except AlraoUserError as error:
+        raise AlraoUserError(f"--method: {error.message}", hint=error.hint) from None
+
+
+def _specs_of(method: TrainingMethod, config: StudyConfig) -> list[MethodSpec]:
+    options = method.options_type.from_settings(config)
+    rates = config.grid if method.tuned_over_grid else (method.default_lr,)
+    return [MethodSpec(method.name, lr=lr, options=options) for lr in rates]
 
 
 def _with_head(methods: list[MethodSpec], head: str | None) -> list[MethodSpec]:
-    """Tell Alrao which layer is the output layer of this architecture, if the user said."""
+    """Tell the methods that replace the output layer (Alrao) which layer it is, if the user said."""
     if head is None:
         return methods
     return [
-        MethodSpec(m.name, m.lr, replace(m.options, head=head)) if m.name == "alrao" else m for m in methods
+        MethodSpec(m.name, m.lr, replace(m.options, head=head)) if hasattr(m.options, "head") else m for m in methods
     ]
 
 

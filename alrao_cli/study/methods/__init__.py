@@ -11,6 +11,7 @@ module but the list of built-in files below. docs/methods.md walks through an ex
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, fields
 
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.study.methods.base import TrainingMethod
@@ -60,3 +61,31 @@ def described(name: str) -> dict[str, object]:
     """What a run's result saves about its method, so that reports need no registry."""
     method = get_method(name)
     return {"method_label": method.label, "tuned_over_grid": method.tuned_over_grid}
+
+
+@dataclass(frozen=True, slots=True)
+class MethodInfo:
+    """One line of ``alrao methods``: what a method is, where it comes from, what it costs."""
+
+    name: str  # as --method takes it; a method tuned over the grid is NAME-grid for --baseline
+    label: str
+    summary: str  # the first line of its class docstring
+    paper: str  # the reference it implements, where the class names one
+    defaults: dict[str, object]  # its typed options at their defaults
+    cost: str  # in runs per architecture and seed
+
+
+def method_catalog() -> list[MethodInfo]:
+    """Every registered method, in the registry's order, described from its class alone."""
+    catalog = []
+    for name, method in _registry().items():
+        doc = (type(method).__doc__ or "").strip().splitlines()
+        options = method.options_type()
+        cost = "one run per --grid rate" if method.tuned_over_grid else getattr(method, "cost", "one run")
+        catalog.append(
+            MethodInfo(
+                name=name, label=method.label, summary=doc[0].replace("``", "") if doc else "", paper=getattr(method, "paper", ""),
+                defaults={field.name: getattr(options, field.name) for field in fields(options)}, cost=cost,
+            )
+        )
+    return catalog

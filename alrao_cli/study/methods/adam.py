@@ -13,6 +13,7 @@ from alrao_cli.study.spec import AdamOptions
 class AdamMethod(TrainingMethod):
     """``torch.optim.Adam`` at ``lr`` (1e-3, Kingma & Ba's default, unless the spec says otherwise)."""
 
+    paper = "Kingma & Ba 2015, Adam"
     label = "Adam"
     default_lr = 1e-3
     options_type = AdamOptions

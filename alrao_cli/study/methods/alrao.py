@@ -50,6 +50,7 @@ class AlraoLearner(Learner):
 class AlraoSGDMethod(TrainingMethod):
     """Alrao-SGD (Blier, Wolinski & Ollivier 2019, section 2): the screen's default method."""
 
+    paper = "Blier, Wolinski & Ollivier 2019, Learning with random learning rates"
     label = "Alrao"
     baseline = False
     options_type = AlraoOptions

@@ -13,6 +13,7 @@ from alrao_cli.study.spec import SGDOptions
 class SGDMethod(TrainingMethod):
     """``torch.optim.SGD`` with the run's rate; run at every rate of ``--grid``, the best kept."""
 
+    paper = "Robbins & Monro 1951"
     label = "SGD"
     tuned_over_grid = True
     options_type = SGDOptions

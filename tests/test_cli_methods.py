@@ -1,0 +1,63 @@
+"""`alrao methods`, `--method` and compare's `--methods` through the real command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from alrao_cli.cli.app import app
+from alrao_cli.cli.study import split_compare_methods
+from alrao_cli.study.methods import method_catalog
+
+runner = CliRunner()
+
+
+def test_alrao_methods_lists_every_registered_method_with_its_defaults_and_cost():
+    result = runner.invoke(app, ["methods", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert [entry["name"] for entry in listed] == [info.name for info in method_catalog()]
+    alrao = next(entry for entry in listed if entry["name"] == "alrao")
+    assert alrao["defaults"]["lr_min"] == 1e-5 and alrao["cost"] == "one run" and "Blier" in alrao["paper"]
+    sgd = next(entry for entry in listed if entry["name"] == "sgd")
+    assert sgd["cost"] == "one run per --grid rate"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("alrao,sgd-grid,adam", {"method": ["alrao"], "baselines": ["sgd-grid", "adam"]}),
+        ("sgd-grid,adam,alrao", {"method": ["adam"], "baselines": ["sgd-grid", "alrao"]}),
+        ("adam", {"method": ["adam"], "baselines": []}),
+    ],
+    ids=["default", "first-run-once-is-measured", "alone"],
+)
+def test_compare_methods_splits_into_the_measured_method_and_baselines(text, expected):
+    assert split_compare_methods(text) == expected
+
+
+def test_compare_methods_of_grids_only_is_a_usage_error():
+    result = runner.invoke(app, ["compare", "mlp", "--methods", "sgd-grid"])
+    assert result.exit_code == 2
+    assert "at least one method run once" in result.output
+
+
+def test_an_unknown_method_is_one_line_with_did_you_mean():
+    result = runner.invoke(app, ["screen", "mlp", "--method", "adamm", "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert "unknown method 'adamm'" in result.output and "did you mean 'adam'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_portfolio_screen_saves_both_methods_and_ranks_by_the_better(tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["screen", "mlp", "--method", "alrao,adam", "--subset", "256", "--epochs", "1", "--no-plots",
+              "--json", "--out", str(out), "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [run["method"] for run in runs] == ["alrao", "adam"]
+    assert all(run["method_label"] in ("Alrao", "Adam") for run in runs)
