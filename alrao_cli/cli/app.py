@@ -8,6 +8,10 @@ on stdout stays clean and pipeable.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+import logging
+
 import os
 import sys
 
@@ -28,6 +32,26 @@ app = typer.Typer(
 # Piped output (a file, CliRunner, CI logs) gets room for the whole table rather than 80 columns.
 out = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 err = Console(stderr=True)
+
+@contextlib.contextmanager
+def logs_to_stderr(debug: bool) -> Iterator[None]:
+    """alrao's own log lines on stderr while a command runs (debug ones with --debug).
+
+    A handler on the ``alrao_cli`` logger alone, removed afterwards: the root logger, and
+    so the logging of a program that calls the command in-process, is left as it was.
+    """
+    logger = logging.getLogger("alrao_cli")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
 
 def fail(error: AlraoUserError, debug: bool) -> None:
     if debug:

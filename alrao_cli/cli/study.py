@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import logging
 import sys
 import typing
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import typer
 
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.cli.app import app, err, fail, out
+from alrao_cli.cli.app import app, err, fail, logs_to_stderr, out
 from alrao_cli.cli.options import (
     ArchArg,
     ConfigOpt,
@@ -135,25 +134,27 @@ def _run_study(kind: str, resume: Path | None, config_path: Path | None, overrid
     from alrao_cli.config.yaml_io import load_config_file
     from alrao_cli.report.live import RichObserver
     from alrao_cli.study.driver import run_study
+    from alrao_cli.study.torch_startup import skip_dynamo_import_for_optimizers
 
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(message)s")
-    try:
-        file_values = load_config_file(config_path) if config_path else None
-        config = build_config(file_values, overrides)
-        if resume is not None and (config_path or overrides):
-            err.print("[yellow]note:[/] --resume continues the run as saved; other arguments and options are ignored")
-        elif kind == "screen" and "grid" in overrides and not _tunes_over_grid(config.baselines):
-            err.print("[yellow]note:[/] --grid only sets the rates of --baseline sgd-grid; without it no SGD run is made")
-        if json_out or quiet:
-            # Standard output is for the JSON alone: whatever a model file prints goes to stderr.
-            with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
-                outcome = run_study(config, kind, resume=resume)
-        else:
-            with RichObserver(err) as observer:
-                outcome = run_study(config, kind, resume=resume, observer=observer)
-        summary.print_outcome(outcome, out=out, err=err, json_out=json_out, quiet=quiet)
-    except AlraoUserError as error:
-        fail(error, debug)
+    skip_dynamo_import_for_optimizers()
+    with logs_to_stderr(debug):
+        try:
+            file_values = load_config_file(config_path) if config_path else None
+            config = build_config(file_values, overrides)
+            if resume is not None and (config_path or overrides):
+                err.print("[yellow]note:[/] --resume continues the run as saved; other arguments and options are ignored")
+            elif kind == "screen" and "grid" in overrides and not _tunes_over_grid(config.baselines):
+                err.print("[yellow]note:[/] --grid only sets the rates of --baseline sgd-grid; without it no SGD run is made")
+            if json_out or quiet:
+                # Standard output is for the JSON alone: whatever a model file prints goes to stderr.
+                with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
+                    outcome = run_study(config, kind, resume=resume)
+            else:
+                with RichObserver(err) as observer:
+                    outcome = run_study(config, kind, resume=resume, observer=observer)
+            summary.print_outcome(outcome, out=out, err=err, json_out=json_out, quiet=quiet)
+        except AlraoUserError as error:
+            fail(error, debug)
     raise typer.Exit(outcome.exit_code)
 
 
