@@ -22,8 +22,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from alrao_cli.report import tables as report
 from alrao_cli.cli.app import app, main
+from alrao_cli.report import plots
 from alrao_cli.results.ranking import kendall_tau
 from alrao_cli.results.records import load_study
 
@@ -236,7 +236,7 @@ def test_the_curves_drawn_are_every_run_of_the_compare(one_seed):
     """What the PNGs hold: one curve per run (train and validation), each run in the legend."""
     out, _ = one_seed
     raw = load_results(out)
-    figures = report.learning_curve_figures(load_study(out))
+    figures = plots.learning_curve_figures(load_study(out))
     assert list(figures) == ARCHS
     for arch, figure in figures.items():
         train_axes, val_axes = figure.axes

@@ -212,7 +212,7 @@ def test_real_subprocess_screen(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0].startswith("Ranked by best validation loss")
     header = next(line for line in lines if line.startswith("┃"))
-    assert re.fullmatch(r"┃ # ┃ architecture ┃\s*params ┃ val loss ┃\s*acc ┃ epoch ┃\s*lr ┃ time ┃ curve ┃", header)
+    assert re.fullmatch(r"┃ # ┃ architecture ┃\s*params ┃ val loss ┃\s*acc ┃ epoch ┃\s*lr ┃\s*time ┃\s*curve\s*┃", header)
     assert lines.index(header) - 1 == next(i for i, line in enumerate(lines) if line.startswith("┏"))
     rows = [line for line in lines if line.startswith("│")]
     assert [re.match(r"│ (\d) │ (\w+)", row).groups() for row in rows] in (

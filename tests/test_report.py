@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import csv
 import io
 import json
 import math
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from alrao_cli.report import tables as report
 from alrao_cli.errors import AlraoUserError
+from alrao_cli.report import exports, plots, tables
+from alrao_cli.report import format as fmt
 from alrao_cli.results.ranking import compare_architectures, rank_screen
 from alrao_cli.results.records import EpochRecord, RunResult, StudyResult
 
@@ -86,7 +86,7 @@ def render(table) -> str:
     ],
 )
 def test_sparkline(values, expected) -> None:
-    assert report.sparkline(values) == expected
+    assert fmt.sparkline(values) == expected
 
 
 @pytest.mark.parametrize(
@@ -97,8 +97,8 @@ def test_sparkline(values, expected) -> None:
     ],
 )
 def test_rate_formats(lr, shown, key) -> None:
-    assert report.format_lr(lr) == shown
-    assert report.lr_key(lr) == key
+    assert fmt.format_lr(lr) == shown
+    assert fmt.lr_key(lr) == key
     assert float(key) == lr  # a JSON key gives the rate back exactly
 
 
@@ -107,11 +107,11 @@ def test_rate_formats(lr, shown, key) -> None:
     [(2.54, "2.5s"), (59.9, "59.9s"), (61, "1m01s"), (3599, "59m59s"), (3600 + 125, "1h02m"), (NAN, "—")],
 )
 def test_format_seconds(seconds, shown) -> None:
-    assert report.format_seconds(seconds) == shown
+    assert fmt.format_seconds(seconds) == shown
 
 
 def test_screen_table_shows_every_architecture_and_the_reasons() -> None:
-    text = render(report.screen_table(rank_screen(screen_runs())))
+    text = render(tables.screen_table(rank_screen(screen_runs())))
     lines = text.splitlines()
 
     def line_of(arch: str) -> str:
@@ -128,7 +128,7 @@ def test_screen_table_shows_every_architecture_and_the_reasons() -> None:
 
 def test_screen_table_with_baselines_shows_best_sgd_and_adam() -> None:
     runs = compare_runs()
-    text = render(report.screen_table(rank_screen(runs)))
+    text = render(tables.screen_table(rank_screen(runs)))
     mlp_line = next(line for line in text.splitlines() if "mlp" in line)
     assert "best SGD" in text and "Adam" in text
     assert "0.3100 (1.0e-01)" in mlp_line  # mean over the seeds at the best rate
@@ -137,21 +137,21 @@ def test_screen_table_with_baselines_shows_best_sgd_and_adam() -> None:
 
 def test_compare_tables_render_methods_marks_and_correlations() -> None:
     summary = compare_architectures(compare_runs())
-    tables = report.compare_tables(summary)
-    assert len(tables) == 3  # two architectures, then the ranking
-    mlp = render(tables[0])
+    rendered = tables.compare_tables(summary)
+    assert len(rendered) == 3  # two architectures, then the ranking
+    mlp = render(rendered[0])
     assert "sgd lr=1.0e-01" in mlp and "★ best SGD rate" in mlp.split("sgd lr=1.0e-01")[1].splitlines()[0]
     assert "0.3400 ± 0.0141" in mlp  # Alrao's mean ± std over two seeds
     assert f"gap {100 * (0.34 / 0.31 - 1):+.1f}%" in mlp
     assert "diverged" in mlp and "loss became nan" in mlp
     assert "adam lr=1.0e-03" in mlp
-    ranking = render(tables[2])
+    ranking = render(rendered[2])
     assert "Kendall tau = -1.000" in ranking and "Spearman rho = -1.000" in ranking
     assert "grid/Alrao = 2.5x" in ranking
 
 
 def test_screen_json_is_exactly_shaped_and_strict() -> None:
-    data = report.screen_json("runs/x", rank_screen(screen_runs()))
+    data = exports.screen_json("runs/x", rank_screen(screen_runs()))
     json.dumps(data, allow_nan=False)
     assert set(data) == {"run_dir", "ranking"} and data["run_dir"] == "runs/x"
     keys = {"rank", "arch", "status", "val_loss", "val_acc", "epoch", "lr_selected", "params", "seconds", "reason"}
@@ -165,7 +165,7 @@ def test_screen_json_is_exactly_shaped_and_strict() -> None:
 
 
 def test_compare_json_is_exactly_shaped_and_strict() -> None:
-    data = report.compare_json(Path("runs/c"), compare_architectures(compare_runs()))
+    data = exports.compare_json(Path("runs/c"), compare_architectures(compare_runs()))
     json.dumps(data, allow_nan=False)
     assert set(data) == {"run_dir", "architectures", "kendall_tau", "spearman_rho", "seconds"}
     assert data["seconds"] == {"alrao": 10.0, "grid": 25.0}
@@ -192,7 +192,7 @@ def test_compare_json_writes_non_finite_numbers_as_null() -> None:
         RunResult(key="mlp|sgd|lr=0.1|seed=0", arch="mlp", method="sgd", lr=0.1, seed=0, status="ok",
                   reason=None, params=None, seconds=NAN),
     ]
-    data = report.compare_json("d", compare_architectures(runs))
+    data = exports.compare_json("d", compare_architectures(runs))
     json.dumps(data, allow_nan=False)
     assert data["architectures"][0]["sgd"]["0.1"] == {
         "val_loss": None, "val_acc": None, "status": "diverged", "val_loss_std": None, "val_acc_std": None,
@@ -202,12 +202,12 @@ def test_compare_json_writes_non_finite_numbers_as_null() -> None:
 
 def test_screen_csv_and_markdown() -> None:
     ranked = rank_screen(screen_runs())
-    rows = list(csv.DictReader(io.StringIO(report.to_csv(ranked))))
+    rows = list(csv.DictReader(io.StringIO(exports.to_csv(ranked))))
     assert [row["arch"] for row in rows] == ["cnn1d", "mlp", "vgg", "broken.py:Net"]
     assert float(rows[0]["val_loss"]) == 0.3 and rows[0]["reason"] == ""
     assert rows[3]["val_loss"] == "" and rows[3]["status"] == "failed"
 
-    markdown = report.to_markdown(ranked).splitlines()
+    markdown = exports.to_markdown(ranked).splitlines()
     assert len(markdown) == 2 + len(ranked)
     assert markdown[1].startswith("|---|")
     assert all(line.startswith("| ") and line.endswith(" |") for line in markdown[2:])
@@ -216,18 +216,18 @@ def test_screen_csv_and_markdown() -> None:
 
 def test_markdown_escapes_pipes_in_reasons() -> None:
     ranked = rank_screen([result("mlp", status="failed", reason="shape a|b mismatch")])
-    assert "shape a\\|b mismatch" in report.to_markdown(ranked)
+    assert "shape a\\|b mismatch" in exports.to_markdown(ranked)
 
 
 def test_compare_csv_and_markdown() -> None:
     summary = compare_architectures(compare_runs())
-    rows = list(csv.DictReader(io.StringIO(report.compare_to_csv(summary))))
+    rows = list(csv.DictReader(io.StringIO(exports.compare_to_csv(summary))))
     mlp = [row for row in rows if row["arch"] == "mlp"]
     assert [row["method"] for row in mlp] == ["alrao", "sgd", "sgd", "sgd", "adam"]
     assert [row["best_sgd"] for row in mlp] == ["False", "False", "True", "False", "False"]
     assert float(mlp[0]["gap"]) == pytest.approx(0.34 / 0.31 - 1) and mlp[1]["gap"] == ""
 
-    markdown = report.compare_to_markdown(summary)
+    markdown = exports.compare_to_markdown(summary)
     assert "| mlp | sgd lr=1.0e-01 | 0.3100 ± 0.0141 |" in markdown
     assert "| cnn1d | 2 | 1 |" in markdown  # Alrao ranks cnn1d second, SGD first
     assert "Kendall tau = -1.000" in markdown
@@ -238,9 +238,9 @@ def test_plots_are_written_with_their_names(tmp_path: Path) -> None:
     study = StudyResult(kind="compare", config={}, runs=tuple(runs), started="2026-01-01T00:00:00")
     out = tmp_path / "plots"
 
-    curves = report.plot_learning_curves(study, out)
-    posterior = report.plot_posterior(study, out)
-    ranking = report.plot_rank_comparison(compare_architectures(runs), out)
+    curves = plots.plot_learning_curves(study, out)
+    posterior = plots.plot_posterior(study, out)
+    ranking = plots.plot_rank_comparison(compare_architectures(runs), out)
 
     assert [path.name for path in curves] == ["curves-mlp.png", "curves-cnn1d.png", "curves-zoo_odd_name_Net.png"]
     assert [path.name for path in posterior] == [
@@ -255,16 +255,16 @@ def test_plots_are_written_with_their_names(tmp_path: Path) -> None:
 def test_plots_with_nothing_to_draw_return_nothing(tmp_path: Path) -> None:
     runs = (result("mlp", status="failed", reason="boom"), result("cnn1d", (0.3,), method="sgd", lr=0.1))
     study = StudyResult(kind="screen", config={}, runs=runs, started="2026-01-01T00:00:00")
-    assert report.plot_posterior(study, tmp_path) == []
-    assert report.plot_rank_comparison(compare_architectures(runs), tmp_path) == []
-    assert [path.name for path in report.plot_learning_curves(study, tmp_path)] == ["curves-cnn1d.png"]
+    assert plots.plot_posterior(study, tmp_path) == []
+    assert plots.plot_rank_comparison(compare_architectures(runs), tmp_path) == []
+    assert [path.name for path in plots.plot_learning_curves(study, tmp_path)] == ["curves-cnn1d.png"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["curves-cnn1d.png"]
 
 
 def test_distinct_architectures_never_share_a_plot_file(tmp_path: Path) -> None:
     runs = (result("a/b", (0.3,)), result("a:b", (0.4,)))
     study = StudyResult(kind="screen", config={}, runs=runs, started="2026-01-01T00:00:00")
-    assert [path.name for path in report.plot_learning_curves(study, tmp_path)] == ["curves-a_b.png", "curves-a_b-2.png"]
+    assert [path.name for path in plots.plot_learning_curves(study, tmp_path)] == ["curves-a_b.png", "curves-a_b-2.png"]
 
 
 def test_an_unwritable_plot_folder_is_a_user_error(tmp_path: Path) -> None:
@@ -272,7 +272,7 @@ def test_an_unwritable_plot_folder_is_a_user_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     study = StudyResult(kind="screen", config={}, runs=(result("mlp", (0.3,)),), started="2026-01-01T00:00:00")
     with pytest.raises(AlraoUserError, match="cannot write the plot"):
-        report.plot_learning_curves(study, blocker / "plots")
+        plots.plot_learning_curves(study, blocker / "plots")
 
 
 # -- large losses, standard deviations, ties -----------------------------------------------
@@ -289,7 +289,7 @@ def test_an_unwritable_plot_folder_is_a_user_error(tmp_path: Path) -> None:
     ],
 )
 def test_huge_losses_are_shown_short(value, std, shown) -> None:
-    assert report.format_loss(value, std) == shown
+    assert fmt.format_loss(value, std) == shown
 
 
 def test_a_blown_up_rate_does_not_widen_the_compare_table() -> None:
@@ -299,7 +299,7 @@ def test_a_blown_up_rate_does_not_widen_the_compare_table() -> None:
         result("cnn1d", (2.6e18, 6e22), method="sgd", lr=100.0),
         result("cnn1d", (1e20,), method="sgd", lr=100.0, seed=1),
     ]
-    text = render(report.compare_tables(compare_architectures(runs))[0])
+    text = render(tables.compare_tables(compare_architectures(runs))[0])
     row = next(line for line in text.splitlines() if "sgd lr=1.0e+02" in line)
     assert row.split("│")[2].strip() == "5.13e+19 ± 6.887e+19"  # mean and std of 2.6e18 and 1e20
 
@@ -308,13 +308,13 @@ def test_accuracy_std_is_shown_where_the_loss_std_is() -> None:
     runs = [result("mlp", (0.3,), seed=0, acc=0.8), result("mlp", (0.4,), seed=1, acc=0.9)]
     summary = compare_architectures(runs)
     acc = f"{100 * 0.85:.1f}% ± {100 * statistics.stdev([0.8, 0.9]):.1f}%"
-    assert acc in render(report.compare_tables(summary)[0])
-    assert acc in render(report.screen_table(rank_screen(runs)))
-    assert f"| {acc} |" in report.to_markdown(rank_screen(runs))
-    assert report.compare_json("d", summary)["architectures"][0]["alrao"]["val_acc_std"] == pytest.approx(
+    assert acc in render(tables.compare_tables(summary)[0])
+    assert acc in render(tables.screen_table(rank_screen(runs)))
+    assert f"| {acc} |" in exports.to_markdown(rank_screen(runs))
+    assert exports.compare_json("d", summary)["architectures"][0]["alrao"]["val_acc_std"] == pytest.approx(
         statistics.stdev([0.8, 0.9])
     )
-    [row] = csv.DictReader(io.StringIO(report.to_csv(rank_screen(runs))))
+    [row] = csv.DictReader(io.StringIO(exports.to_csv(rank_screen(runs))))
     assert float(row["val_acc_std"]) == pytest.approx(statistics.stdev([0.8, 0.9]))
 
 
@@ -324,12 +324,12 @@ def test_tied_architectures_share_a_rank_in_tables_and_plot() -> None:
     runs += [result(arch, (loss,), method="sgd", lr=0.1) for arch, loss in {"a": 0.1, "b": 0.3, "c": 0.2}.items()]
     summary = compare_architectures(runs)
 
-    rows = [line.split("│")[1:4] for line in render(report.compare_tables(summary)[-1]).splitlines() if "│" in line]
+    rows = [line.split("│")[1:4] for line in render(tables.compare_tables(summary)[-1]).splitlines() if "│" in line]
     assert [[cell.strip() for cell in row] for row in rows] == [["a", "1=", "1"], ["b", "1=", "3"], ["c", "3", "2"]]
-    markdown = report.compare_to_markdown(summary)
+    markdown = exports.compare_to_markdown(summary)
     assert "| a | 1= | 1 |" in markdown and "| b | 1= | 3 |" in markdown and "| c | 3 | 2 |" in markdown
 
-    figure = report.rank_comparison_figure(summary)
+    figure = plots.rank_comparison_figure(summary)
     axes = figure.axes[0]
     assert [label.get_text() for label in axes.get_xticklabels()] == ["1=", "2", "3"]
     assert [label.get_text() for label in axes.get_yticklabels()] == ["1", "2", "3"]
@@ -341,35 +341,35 @@ def test_tied_architectures_share_a_rank_in_tables_and_plot() -> None:
 # -- screen baselines: only those that ran, in every format --------------------------------
 def test_screen_json_csv_and_markdown_carry_the_baselines() -> None:
     ranked = rank_screen(compare_runs())
-    mlp = next(entry for entry in report.screen_json("d", ranked)["ranking"] if entry["arch"] == "mlp")
+    mlp = next(entry for entry in exports.screen_json("d", ranked)["ranking"] if entry["arch"] == "mlp")
     assert mlp["best_sgd_lr"] == 0.1 and mlp["best_sgd_val_loss"] == pytest.approx(0.31)
     assert mlp["adam_val_loss"] == pytest.approx(0.37)
     assert mlp["gap"] == pytest.approx(0.34 / 0.31 - 1)
-    cnn = next(entry for entry in report.screen_json("d", ranked)["ranking"] if entry["arch"] == "cnn1d")
+    cnn = next(entry for entry in exports.screen_json("d", ranked)["ranking"] if entry["arch"] == "cnn1d")
     assert cnn["adam_val_loss"] is None and cnn["best_sgd_lr"] == 0.1  # no Adam run on cnn1d
 
-    rows = {row["arch"]: row for row in csv.DictReader(io.StringIO(report.to_csv(ranked)))}
+    rows = {row["arch"]: row for row in csv.DictReader(io.StringIO(exports.to_csv(ranked)))}
     assert float(rows["mlp"]["best_sgd_val_loss"]) == pytest.approx(0.31) and rows["cnn1d"]["adam_val_loss"] == ""
-    header = report.to_markdown(ranked).splitlines()[0]
+    header = exports.to_markdown(ranked).splitlines()[0]
     assert "best SGD (lr)" in header and "| Adam |" in header
-    assert "| 0.3100 (1.0e-01) | 0.3700 |" in report.to_markdown(ranked)
+    assert "| 0.3100 (1.0e-01) | 0.3700 |" in exports.to_markdown(ranked)
 
 
 def test_screen_with_adam_alone_shows_no_sgd_column() -> None:
     runs = [result("mlp", (0.3,)), result("mlp", (0.25,), method="adam", lr=1e-3)]
     ranked = rank_screen(runs)
-    text = render(report.screen_table(ranked))
+    text = render(tables.screen_table(ranked))
     assert "Adam" in text and "SGD" not in text
-    [entry] = report.screen_json("d", ranked)["ranking"]
+    [entry] = exports.screen_json("d", ranked)["ranking"]
     assert entry["adam_val_loss"] == 0.25 and "best_sgd_lr" not in entry and "gap" not in entry
 
 
 def test_a_diverged_single_run_baseline_shows_its_status() -> None:
     runs = [result("mlp", (0.3,)), result("mlp", (9.0, NAN), method="adam", lr=1e-3, status="diverged", reason="nan")]
     ranked = rank_screen(runs)
-    row = next(line for line in render(report.screen_table(ranked)).splitlines() if "mlp" in line)
+    row = next(line for line in render(tables.screen_table(ranked)).splitlines() if "mlp" in line)
     assert row.rstrip(" │").endswith("diverged")
-    assert report.screen_json("d", ranked)["ranking"][0]["adam_val_loss"] is None
+    assert exports.screen_json("d", ranked)["ranking"][0]["adam_val_loss"] is None
 
 
 # -- plots: what is drawn ------------------------------------------------------------------
@@ -391,7 +391,7 @@ def test_learning_curves_draw_every_run_and_list_the_diverged_one() -> None:
         RunResult(key="mlp|sgd|lr=10|seed=0", arch="mlp", method="sgd", lr=10.0, seed=0, status="diverged",
                   reason="loss became nan at step 3", params=None, seconds=0.1),  # no epoch finished
     ]
-    figures = report.learning_curve_figures(study_of(runs))
+    figures = plots.learning_curve_figures(study_of(runs))
     assert list(figures) == ["mlp", "cnn1d"]
     train_axes, val_axes = figures["mlp"].axes
     # lr=1 reached 5.0, far above every healthy curve (at most 0.6): cut off the axis, and marked.
@@ -413,7 +413,7 @@ def test_a_rate_keeps_its_colour_across_architectures() -> None:
     """The palette spans the study's whole grid: cnn1d ran no lr=1, its rates keep mlp's colours."""
     from matplotlib import colormaps
 
-    figures = report.learning_curve_figures(study_of(compare_runs()))
+    figures = plots.learning_curve_figures(study_of(compare_runs()))
     colour = {
         arch: {line.get_label(): line.get_color() for line in figure.axes[1].get_lines()}
         for arch, figure in figures.items()
@@ -431,22 +431,22 @@ def test_a_rate_that_blew_up_is_cut_off_and_marked() -> None:
         result("cnn1d", (0.6, 0.3), method="sgd", lr=0.1),
         result("cnn1d", (2.6e18, 6e22), method="sgd", lr=100.0),  # finite, so status ok
     ]
-    [figure] = report.learning_curve_figures(study_of(runs)).values()
+    [figure] = plots.learning_curve_figures(study_of(runs)).values()
     for axes, best, worst_healthy in zip(figure.axes, (0.4, 0.3), (0.7, 0.6)):  # train loss is val + 0.1
         low, high = axes.get_ylim()
-        assert worst_healthy < high < report.CLIP_FACTOR * worst_healthy and low < best
+        assert worst_healthy < high < plots.CLIP_FACTOR * worst_healthy and low < best
         assert axes.get_yscale() == "linear"  # 0.3 to 0.7: less than a decade
     assert legend_labels(figure.axes[1]) == ["alrao", "sgd lr=1.0e-01", "sgd lr=1.0e+02 (off scale)"]
 
 
 @pytest.mark.parametrize(("losses", "scale"), [((2.3, 1.2, 0.9), "linear"), ((2.3, 0.5, 0.05), "log")])
 def test_a_log_axis_only_over_more_than_a_decade(losses, scale) -> None:
-    [figure] = report.learning_curve_figures(study_of([result("mlp", losses)])).values()
+    [figure] = plots.learning_curve_figures(study_of([result("mlp", losses)])).values()
     assert figure.axes[1].get_yscale() == scale
 
 
 def test_the_posterior_figure_stacks_one_band_per_copy() -> None:
-    figures = report.posterior_figures(study_of(compare_runs()))
+    figures = plots.posterior_figures(study_of(compare_runs()))
     axes = figures["mlp"].axes[0]
     assert len(axes.collections) == len(COPY_LRS)
     assert legend_labels(axes) == ["lr 1.0e-01", "lr 1.0e-02", "lr 1.0e-03", "lr 1.0e-04"]  # top band first
@@ -454,7 +454,7 @@ def test_the_posterior_figure_stacks_one_band_per_copy() -> None:
 
 
 def test_the_rank_figure_places_each_architecture() -> None:
-    figure = report.rank_comparison_figure(compare_architectures(compare_runs()))
+    figure = plots.rank_comparison_figure(compare_architectures(compare_runs()))
     axes = figure.axes[0]
     [points] = axes.collections
     # mlp: Alrao 0.34 < cnn1d 0.46, but SGD: cnn1d 0.21 < mlp 0.31.
@@ -508,11 +508,11 @@ def test_a_registered_baseline_flows_through_ranking_and_report(toy_methods) -> 
     ]  # tuned over a grid first, then by name, whatever the order of the results
     assert mlp.best_sgd_lr == 0.1 and mlp.gap == pytest.approx(0.4 / 0.3 - 1)  # still against SGD
 
-    table = render(report.compare_tables(summary)[0])
+    table = render(tables.compare_tables(summary)[0])
     assert "toy lr=5.0e-01" in table and "toygrid lr=1.0e-02" in table
     assert "★ best toygrid rate" in next(line for line in table.splitlines() if "toygrid lr=1.0e-01" in line)
 
-    data = report.compare_json("d", summary)["architectures"][0]
+    data = exports.compare_json("d", summary)["architectures"][0]
     assert (list(data["sgd"]), data["adam"]["val_loss"], data["best_sgd_lr"]) == (["0.1"], 0.35, 0.1)
     assert data["baselines"]["toy"] == {
         "label": "Toy", "lr": 0.5, "val_loss": 0.32, "val_acc": 0.5, "status": "ok",
@@ -520,15 +520,15 @@ def test_a_registered_baseline_flows_through_ranking_and_report(toy_methods) -> 
     }
     assert list(data["baselines"]["toygrid"]["rates"]) == ["0.01", "0.1"]
     assert data["baselines"]["toygrid"]["best_lr"] == 0.1 and data["seeds"][0]["baselines"]["toy"]["lr"] == 0.5
-    methods = [row["method"] for row in csv.DictReader(io.StringIO(report.compare_to_csv(summary)))]
+    methods = [row["method"] for row in csv.DictReader(io.StringIO(exports.compare_to_csv(summary)))]
     assert methods == ["alrao", "sgd", "toygrid", "toygrid", "adam", "toy"]
 
     ranked = rank_screen(toy_runs())
-    header = next(line for line in render(report.screen_table(ranked)).splitlines() if "architecture" in line)
+    header = next(line for line in render(tables.screen_table(ranked)).splitlines() if "architecture" in line)
     columns = ("best SGD (lr)", "best toygrid (lr)", "Adam", "Toy")
     assert sorted((name for name in columns if name in header), key=header.index) == list(columns)
-    [entry] = report.screen_json("d", ranked)["ranking"]
+    [entry] = exports.screen_json("d", ranked)["ranking"]
     assert (entry["toy_val_loss"], entry["best_toygrid_lr"], entry["best_toygrid_val_loss"]) == (0.32, 0.1, 0.28)
 
-    [figure] = report.learning_curve_figures(study_of(toy_runs())).values()
+    [figure] = plots.learning_curve_figures(study_of(toy_runs())).values()
     assert {"toy lr=5.0e-01", "toygrid lr=1.0e-02", "toygrid lr=1.0e-01"} <= set(legend_labels(figure.axes[1]))

@@ -29,6 +29,7 @@ ArchArg = Annotated[
     ),
 ]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config; flags override it.", rich_help_panel=STUDY_PANEL)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="With --resume: train again, from scratch, the architectures whose model file changed since the run began (without it, such a resume is refused).", rich_help_panel=STUDY_PANEL)]
 ResumeOpt = Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run directory.", rich_help_panel=STUDY_PANEL)]
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="mnist1d (built in), cifar10, cifar100, mnist, fashion-mnist, svhn, imagefolder:PATH or python:FILE.py:FACTORY.", rich_help_panel=DATA_PANEL)]
 DataDirOpt = Annotated[Optional[str], typer.Option("--data-dir", help="Folder holding torchvision datasets.", rich_help_panel=DATA_PANEL)]

@@ -16,6 +16,7 @@ from alrao_cli.cli.app import app, err, fail, logs_to_stderr, out
 from alrao_cli.cli.options import (
     ArchArg,
     ConfigOpt,
+    ForceOpt,
     ResumeOpt,
     DataOpt,
     DataDirOpt,
@@ -55,13 +56,14 @@ if typing.TYPE_CHECKING:
 
 # Flags whose config key has another name; every other study flag is its config key.
 _CONFIG_KEY_OF_FLAG = {"baseline": "baselines", "out_dir": "out"}
-_NOT_CONFIG = {"archs", "config", "resume", "json_out", "quiet", "debug", "head", "methods"}
+_NOT_CONFIG = {"archs", "config", "resume", "force", "json_out", "quiet", "debug", "head", "methods"}
 
 
 def _study_options(
     archs: ArchArg = None,
     config: ConfigOpt = None,
     resume: ResumeOpt = None,
+    force: ForceOpt = False,
     data: DataOpt = None,
     data_dir: DataDirOpt = None,
     download: DownloadOpt = None,
@@ -113,7 +115,7 @@ def _study_command(kind: str, doc: str, without: set[str]):
             given["heads"] = {"*": options["head"]}
         if options.get("methods"):
             given.update(split_compare_methods(options["methods"]))
-        _run_study(kind, options["resume"], options["config"], given, options["json_out"], options["quiet"], options["debug"])
+        _run_study(kind, options["resume"], options["force"], options["config"], given, options["json_out"], options["quiet"], options["debug"])
 
     hints = typing.get_type_hints(_study_options, include_extras=True)
     signature = inspect.signature(_study_options)
@@ -128,7 +130,10 @@ def _study_command(kind: str, doc: str, without: set[str]):
     return command
 
 
-def _run_study(kind: str, resume: Path | None, config_path: Path | None, overrides: dict, json_out: bool, quiet: bool, debug: bool) -> None:
+def _run_study(
+    kind: str, resume: Path | None, force: bool, config_path: Path | None, overrides: dict,
+    json_out: bool, quiet: bool, debug: bool,
+) -> None:
     from alrao_cli.report import console as summary
     from alrao_cli.config.schema import build_config
     from alrao_cli.config.yaml_io import load_config_file
@@ -141,6 +146,8 @@ def _run_study(kind: str, resume: Path | None, config_path: Path | None, overrid
         try:
             file_values = load_config_file(config_path) if config_path else None
             config = build_config(file_values, overrides)
+            if force and resume is None:
+                raise AlraoUserError("--force only applies with --resume", hint="add --resume RUN_DIR, or drop --force")
             if resume is not None and (config_path or overrides):
                 err.print("[yellow]note:[/] --resume continues the run as saved; other arguments and options are ignored")
             elif kind == "screen" and "grid" in overrides and not _tunes_over_grid(config.baselines):
@@ -148,10 +155,10 @@ def _run_study(kind: str, resume: Path | None, config_path: Path | None, overrid
             if json_out or quiet:
                 # Standard output is for the JSON alone: whatever a model file prints goes to stderr.
                 with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
-                    outcome = run_study(config, kind, resume=resume)
+                    outcome = run_study(config, kind, resume=resume, force=force)
             else:
                 with RichObserver(err) as observer:
-                    outcome = run_study(config, kind, resume=resume, observer=observer)
+                    outcome = run_study(config, kind, resume=resume, force=force, observer=observer)
             summary.print_outcome(outcome, out=out, err=err, json_out=json_out, quiet=quiet)
         except AlraoUserError as error:
             fail(error, debug)

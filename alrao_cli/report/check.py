@@ -11,18 +11,20 @@ emoji, and they are printed without wrapping: in a CI log one failure is one lin
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
-from alrao_cli.study.check import CHECK_ITEMS, ArchCheck, ItemResult
 from alrao_cli.errors import AlraoUserError
+from alrao_cli.util.files import write_atomic_with
+
+if TYPE_CHECKING:  # the check's records live beside its torch code: imported where used
+    from alrao_cli.study.check import ArchCheck, ItemResult
 
 JUNIT_SUITE_NAME = "alrao check"
 _MARKS = {"passed": ("✓", "green"), "failed": ("✗", "bold red"), "skipped": ("–", "dim")}
@@ -37,6 +39,8 @@ def _arch_seconds(result: ArchCheck) -> float:
 
 def check_table(results: list[ArchCheck], total_seconds: float) -> Table:
     """One row per architecture: ✓ / ✗ / – per item, its seconds; the total time in the caption."""
+    from alrao_cli.study.check import CHECK_ITEMS
+
     passed = sum(result.passed for result in results)
     caption = (
         f"{len(results)} architecture(s) checked in {total_seconds:.1f} s: "
@@ -135,28 +139,19 @@ def _unwritable(path: str | Path, error: OSError) -> AlraoUserError:
 def write_junit(path: str | Path, results: list[ArchCheck]) -> None:
     """Write the results as JUnit XML: one test case per architecture and item.
 
-    Written to a temporary file beside ``path`` and moved into place, so a CI step never
-    reads half a report; missing parent folders are created. A path that cannot be
-    written is an :class:`AlraoUserError` (call :func:`check_junit_path` first to learn
-    it before the checks run).
+    Written through the one atomic writer (:func:`~alrao_cli.util.files.write_atomic_with`),
+    so a CI step never reads half a report; missing parent folders are created. A path
+    that cannot be written is an :class:`AlraoUserError` (call :func:`check_junit_path`
+    first to learn it before the checks run).
     """
     target = Path(path)
     tree = ET.ElementTree(_junit_element(results))
     ET.indent(tree)
-    handle = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
-        ) as handle:
-            tree.write(handle, encoding="utf-8", xml_declaration=True)
-        os.replace(handle.name, target)
-    except BaseException as error:
-        if handle is not None:
-            Path(handle.name).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise _unwritable(path, error) from None
-        raise
+        write_atomic_with(target, lambda handle: tree.write(handle, encoding="utf-8", xml_declaration=True))
+    except OSError as error:
+        raise _unwritable(path, error) from None
 
 
 def _junit_element(results: list[ArchCheck]) -> ET.Element:

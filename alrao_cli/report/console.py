@@ -2,7 +2,8 @@
 
 ``alrao screen`` / ``compare`` print through here when they end, and ``alrao report``
 prints the same thing from the saved results: one code path, so a report redraws exactly
-what the run showed.
+what the run showed. Nothing here imports torch or the training code: a report of a
+saved run starts fast and needs none of the methods that produced it.
 """
 
 from __future__ import annotations
@@ -10,28 +11,35 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from alrao_cli.report import tables as report
+from alrao_cli.report import exports, plots, tables
 from alrao_cli.results.ranking import compare_architectures, rank_screen
 from alrao_cli.results.records import StudyResult
+from alrao_cli.util.reasons import one_line_reason
+
+if TYPE_CHECKING:
+    from alrao_cli.sources.listing import ZooRow
+    from alrao_cli.study.driver import StudyOutcome
 
 FORMATS = ("table", "json", "csv", "markdown")
 
 
 def study_json(study: StudyResult, run_dir: Path) -> dict:
     if study.kind == "compare":
-        return report.compare_json(str(run_dir), compare_architectures(study.runs))
-    return report.screen_json(str(run_dir), rank_screen(study.runs))
+        return exports.compare_json(str(run_dir), compare_architectures(study.runs))
+    return exports.screen_json(str(run_dir), rank_screen(study.runs))
 
 
 def study_tables(study: StudyResult) -> list[Table]:
     if study.kind == "compare":
-        return report.compare_tables(compare_architectures(study.runs))
-    return [report.screen_table(rank_screen(study.runs))]
+        return tables.compare_tables(compare_architectures(study.runs))
+    return [tables.screen_table(rank_screen(study.runs))]
 
 
 def print_report(study: StudyResult, run_dir: Path, output_format: str, out: Console) -> None:
@@ -42,10 +50,10 @@ def print_report(study: StudyResult, run_dir: Path, output_format: str, out: Con
         compare = study.kind == "compare"
         if compare:
             summary = compare_architectures(study.runs)
-            text = report.compare_to_csv(summary) if output_format == "csv" else report.compare_to_markdown(summary)
+            text = exports.compare_to_csv(summary) if output_format == "csv" else exports.compare_to_markdown(summary)
         else:
             ranked = rank_screen(study.runs)
-            text = report.to_csv(ranked) if output_format == "csv" else report.to_markdown(ranked)
+            text = exports.to_csv(ranked) if output_format == "csv" else exports.to_markdown(ranked)
         out.out(text, highlight=False)
     else:
         for table in study_tables(study):
@@ -53,22 +61,45 @@ def print_report(study: StudyResult, run_dir: Path, output_format: str, out: Con
 
 
 def write_plots(study: StudyResult, run_dir: Path) -> list[Path]:
-    """Every plot the study can draw, into the run directory."""
-    paths = report.plot_learning_curves(study, run_dir) + report.plot_posterior(study, run_dir)
-    if study.kind == "compare":
-        paths += report.plot_rank_comparison(compare_architectures(study.runs), run_dir)
+    """Every plot the study can draw, into ``run_dir`` (``alrao report --plots``).
+
+    A folder that cannot take them is an :class:`~alrao_cli.errors.AlraoUserError`: the
+    user asked for the plots, and for nothing else.
+    """
+    return plots.write_plots(plots.study_plots(study), run_dir)
+
+
+def write_plots_or_warn(study: StudyResult, run_dir: Path, err: Console) -> list[Path]:
+    """Every plot the study can draw, into ``run_dir``; one that cannot be drawn is a warning.
+
+    At the end of a study the results are saved and the ranking printed: a full disk or a
+    matplotlib error costs the plot it hits (one ``warning:`` line naming it on ``err``),
+    never the others, the study's exit code, or a traceback.
+    """
+    paths = []
+    for plot in plots.study_plots(study):
+        try:
+            paths.append(plots.write_plot(plot, run_dir))
+        except Exception as error:  # noqa: BLE001 - a plot is a by-product: any failure is a warning
+            reason = (error.strerror or str(error)) if isinstance(error, OSError) else one_line_reason(error)
+            err.print(
+                Text.assemble(("warning:", "yellow"), f" could not draw the plot {run_dir / plot.name}: {reason}"),
+                highlight=False,
+                soft_wrap=True,  # one line per plot, even in a narrow terminal or a CI log
+            )
     return paths
 
 
-def print_outcome(outcome, out: Console, err: Console, json_out: bool, quiet: bool) -> None:
-    """The end of a screen or compare: the table (or JSON), plots, and what to do next."""
+def print_outcome(outcome: StudyOutcome, out: Console, err: Console, json_out: bool, quiet: bool) -> None:
+    """The end of a screen or compare: the table (or JSON), then the plots, then what to do next.
+
+    The ranking comes first, so that nothing the plots run into can hide it; the caller
+    exits with the study's own exit code.
+    """
     study, run_dir = outcome.study, outcome.run_dir
+    print_report(study, run_dir, "json" if json_out else "table", out)
     if study.config.get("plots", True) and not outcome.interrupted:
-        write_plots(study, run_dir)
-    if json_out:
-        print_report(study, run_dir, "json", out)
-    else:
-        print_report(study, run_dir, "table", out)
+        write_plots_or_warn(study, run_dir, err)
     if outcome.interrupted:  # even with --quiet: this is the one line the user needs
         cause = "terminated (SIGTERM)" if outcome.terminated else "interrupted"
         command = f"alrao {study.kind} --resume {shlex.quote(str(run_dir))}"
@@ -91,30 +122,35 @@ def print_outcome(outcome, out: Console, err: Console, json_out: bool, quiet: bo
 def print_models(pattern: str, torchvision_models: bool, json_out: bool, out: Console) -> None:
     """The zoo with parameter counts on MNIST-1D shapes, or torchvision's classifier names.
 
-    A pattern that matches nothing raises :class:`~alrao_cli.errors.AlraoUserError`.
+    The rows come from :mod:`alrao_cli.sources.listing` (imported here, on use: it builds
+    models, and the rest of this module must not need torch). A pattern that matches
+    nothing raises :class:`~alrao_cli.errors.AlraoUserError`.
     """
-    from alrao_cli.sources.build import build_model, count_parameters
-    from alrao_cli.sources.registry import find_torchvision_models, find_zoo
+    from alrao_cli.sources.listing import torchvision_archs, zoo_rows
 
     if torchvision_models:
-        names = find_torchvision_models(pattern)
-        if json_out:
-            out.print_json(json.dumps([f"torchvision:{n}" for n in names]))
-        else:
-            for name in names:
-                out.print(f"torchvision:{name}", highlight=False)
-        return
-    entries = find_zoo(pattern)
-    rows = []
-    for entry in entries:
-        params = count_parameters(build_model(entry.name, 10, (40,)))
-        rows.append({"name": entry.name, "params_mnist1d": params, "fits": entry.fits_label(), "description": entry.description})
+        print_torchvision(torchvision_archs(pattern), json_out, out)
+    else:
+        print_zoo(zoo_rows(pattern), json_out, out)
+
+
+def print_torchvision(archs: list[str], json_out: bool, out: Console) -> None:
+    """torchvision's classifiers as ARCH names: one a line, or a JSON list."""
     if json_out:
-        out.print_json(json.dumps(rows))
+        out.print_json(json.dumps(archs))
+        return
+    for arch in archs:
+        out.print(arch, highlight=False)
+
+
+def print_zoo(rows: list[ZooRow], json_out: bool, out: Console) -> None:
+    """The zoo listing as a table, or as JSON (one object per model)."""
+    if json_out:
+        out.print_json(json.dumps([row.to_dict() for row in rows]))
         return
     table = Table(title="alrao zoo (use a name as ARCH)", title_justify="left")
     for column, justify in [("name", "left"), ("params (MNIST-1D)", "right"), ("fits", "left"), ("description", "left")]:
         table.add_column(column, justify=justify)
     for row in rows:
-        table.add_row(row["name"], f"{row['params_mnist1d']:,}", row["fits"], row["description"])
+        table.add_row(row.name, f"{row.params_mnist1d:,}", row.fits, row.description)
     out.print(table)

@@ -6,14 +6,27 @@ standard error, so standard output stays clean for ``--json`` and tables.
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from alrao_cli.study.plan import Plan
-from alrao_cli.results.records import RunResult
-from alrao_cli.study.spec import Progress as RunProgress
-from alrao_cli.study.spec import RunSpec
+if TYPE_CHECKING:  # annotations only: drawing progress needs none of the study's code
+    from typing_extensions import Self
+
+    from alrao_cli.results.records import RunResult
+    from alrao_cli.study.plan import Plan
+    from alrao_cli.study.spec import Progress as RunProgress
+    from alrao_cli.study.spec import RunSpec
 
 _STATUS_STYLE = {"ok": "green", "diverged": "yellow", "failed": "red"}
 
@@ -37,7 +50,7 @@ class RichObserver:
         self.run_task = None
         self.started = False
 
-    def __enter__(self) -> RichObserver:
+    def __enter__(self) -> Self:
         return self  # the display starts with the study: errors before it print cleanly
 
     def __exit__(self, *exc) -> None:
@@ -72,7 +85,7 @@ class RichObserver:
     def run_finished(self, result: RunResult) -> None:
         style = _STATUS_STYLE.get(result.status, "white")
         best = result.best_val_loss
-        summary = f"val {best:.4f}" if best is not None and best == best else (result.reason or "")
+        summary = f"val {best:.4f}" if best is not None and not math.isnan(best) else (result.reason or "")
         label = escape(f"{result.key.replace('|', ' ')}  {summary}")
         self.console.print(f"[{style}]{result.status:>8}[/] {label}  ({result.seconds:.1f}s)", highlight=False)
         self.progress.advance(self.study_task)

@@ -9,32 +9,43 @@ back, skips finished runs and continues the one in flight.
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from alrao_cli.config.schema import StudyConfig, build_config, config_to_dict
-from alrao_cli.config.yaml_io import dump_config_yaml, load_config_file
+from alrao_cli.config.schema import StudyConfig, config_to_dict
 from alrao_cli.config.paths import anchored
 from alrao_cli.study.methods import described
 from alrao_cli.results.ranking import screened_methods
 from alrao_cli.results.records import run_key
 from alrao_cli.errors import AlraoTerminated, AlraoUserError
 from alrao_cli.study.executor import Executor, SequentialExecutor
+from alrao_cli.study.rundir import (
+    changed_sources,
+    default_run_dir,
+    load_resumable,
+    locked,
+    prepare_run_dir,
+    record_sources,
+    refuse_existing_run,
+    remove_if_unused,
+    source_files,
+    write_config,
+)
+from alrao_cli.study.signals import stop_signals_as_interrupt
 from alrao_cli.study.spec import RunEvent, RunStarted
 from alrao_cli.study.plan import Plan, StudyKind, data_spec_of, plan_study
-from alrao_cli.results.records import RESULTS_JSON, RunResult, StudyResult, load_study, save_study
+from alrao_cli.results.records import RunResult, StudyResult, save_study
 from alrao_cli.study.attempt import PreflightFailure, checkpoint_path, failed_result, preflight
 from alrao_cli.data.load import cached_data
 from alrao_cli.study.spec import Progress, RunSpec
 from alrao_cli.study.train import discard_checkpoint
 
-CONFIG_FILE = "config.yaml"
+
+
+logger = logging.getLogger(__name__)
 
 
 class StudyObserver(Protocol):
@@ -90,104 +101,69 @@ class StudyOutcome:
         return 0
 
 
-def default_run_dir(kind: StudyKind) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate = Path("runs") / f"{stamp}-{kind}"
-    suffix = 1
-    while candidate.exists():
-        suffix += 1
-        candidate = Path("runs") / f"{stamp}-{kind}-{suffix}"
-    return candidate
-
-
-def prepare_run_dir(path: Path) -> Path:
-    """Create the run directory, or say clearly why it cannot be written."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise AlraoUserError(
-            f"cannot write the output directory {path}: {error.strerror or error}",
-            hint="choose another folder with --out",
-        ) from None
-    return path
-
-
-def refuse_existing_run(path: Path) -> None:
-    """``--out`` on an earlier run would mix its checkpoints and results with this one's."""
-    if (path / CONFIG_FILE).exists() or (path / RESULTS_JSON).exists():
-        raise AlraoUserError(
-            f"--out {path} is already a run",
-            hint=f"use --resume {path} to continue it, or another --out",
-        )
-
-
-def load_resumable(run_dir: Path, kind: StudyKind) -> tuple[StudyConfig, StudyResult | None]:
-    """The saved config and results of an earlier run directory, checked to be one."""
-    config_file = run_dir / CONFIG_FILE
-    if not run_dir.is_dir() or not config_file.is_file():
-        raise AlraoUserError(
-            f"--resume {run_dir}: not a run directory (no {CONFIG_FILE} in it)",
-            hint="pass the folder an earlier `alrao screen` or `alrao compare` printed",
-        )
-    config = build_config(load_config_file(config_file), {})
-    study = load_study(run_dir) if (run_dir / RESULTS_JSON).exists() else None
-    if study is not None and study.kind != kind:
-        raise AlraoUserError(
-            f"--resume {run_dir}: that run is an `alrao {study.kind}`, not an `alrao {kind}`",
-            hint=f"resume it with `alrao {study.kind} --resume {run_dir}`",
-        )
-    return config, study
-
-
 def run_study(
     config: StudyConfig,
     kind: StudyKind,
     *,
     resume: Path | None = None,
+    force: bool = False,
     observer: StudyObserver | None = None,
     executor: Executor | None = None,
 ) -> StudyOutcome:
     """Plan, run and save a study; returns even when interrupted (``outcome.interrupted``).
 
-    Ctrl-C and SIGTERM stop it the same way: the finished runs are saved, the run in
-    flight keeps its last checkpoint.
+    Ctrl-C, SIGTERM and SIGHUP stop it the same way: the finished runs are saved, the run
+    in flight keeps its last checkpoint. The run directory is held by this process until
+    the study ends (:func:`~alrao_cli.study.rundir.locked`). On resume, ``force`` restarts
+    from scratch the architectures whose model file changed since the study began,
+    instead of refusing to go on.
     """
     observer = observer or SilentObserver()
     previous = None
     if resume is not None:
-        config, previous = load_resumable(resume, kind)
         run_dir = resume
     else:
         config = anchored(config)  # so that --resume works from any folder
-        run_dir = Path(config.out) if config.out else default_run_dir(kind)
+        run_dir = Path(config.out).expanduser() if config.out else default_run_dir(kind)
         refuse_existing_run(run_dir)
     created = not run_dir.exists()
     prepare_run_dir(run_dir)  # before anything that may write into it (a failed model's traceback)
-    try:
-        plan = _plan(config, kind, resume)
-        cached_data(data_spec_of(config))  # a missing dataset is a usage error: say it before training
-        study = previous or StudyResult(kind=kind, config=config_to_dict(config), runs=(), started=_now())
-        study = _record_unresolved(study, plan, config.method[0], resuming=previous is not None)
-        done = {run.key for run in study.runs}
-        pending = [spec for spec in plan.runs if spec.key not in done]
-        study, pending = _preflight(study, pending, run_dir, resuming=previous is not None)
-    except AlraoUserError:
-        if created and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # a usage error leaves no empty run directory behind
-        raise
+    with locked(run_dir):
+        try:
+            changed: list[str] = []
+            if resume is not None:
+                config, previous = load_resumable(resume, kind)
+                changed = _refuse_changed_sources(run_dir, force)
+            plan = _plan(config, kind, resume)
+            if changed and previous is not None:
+                previous = _restart(previous, plan, run_dir, changed)
+            cached_data(data_spec_of(config))  # a missing dataset is a usage error: say it before training
+            study = previous or StudyResult(kind=kind, config=config_to_dict(config), runs=(), started=_now())
+            study = _record_unresolved(study, plan, config.method[0], resuming=previous is not None)
+            done = {run.key for run in study.runs}
+            pending = [spec for spec in plan.runs if spec.key not in done]
+            study, pending = _preflight(study, pending, run_dir, resuming=previous is not None)
+        except AlraoUserError:
+            if created:
+                remove_if_unused(run_dir)  # a usage error leaves no empty run directory behind
+            raise
+        if resume is None:
+            write_config(run_dir, config)
+            record_sources(run_dir, source_files(spec.arch for spec in plan.runs))
+        return _run_pending(config, plan, study, pending, run_dir, previous is not None, observer, executor)
 
-    if resume is None:
-        # Saved without its folder: re-running this file starts a new run, never overwrites this one.
-        (run_dir / CONFIG_FILE).write_text(dump_config_yaml(replace(config, out=None)))
+
+def _run_pending(
+    config: StudyConfig, plan: Plan, study: StudyResult, pending: list[RunSpec], run_dir: Path,
+    resumed: bool, observer: StudyObserver, executor: Executor | None,
+) -> StudyOutcome:
+    """Hand the pending runs to the executor and save each result as it arrives."""
     study = replace(study, interrupted=False, finished=None)
     save_study(run_dir, study)
     stopped_early = config.fail_fast and any(is_problem(run, config.method) for run in study.runs)
     if stopped_early:
         pending = []  # --fail-fast: an architecture already failed its preflight
-    observer.study_started(plan, done=len(plan.runs) - len(pending), resumed=previous is not None)
+    observer.study_started(plan, done=len(plan.runs) - len(pending), resumed=resumed)
     specs = {spec.key: spec for spec in plan.runs}
     position = {spec.key: index for index, spec in enumerate(plan.runs, start=1)}
 
@@ -199,8 +175,8 @@ def run_study(
 
     executor = executor or SequentialExecutor()
     stop: KeyboardInterrupt | None = None
-    try:
-        with _sigterm_as_interrupt():
+    with stop_signals_as_interrupt():  # also over the final save: a second signal must not lose it
+        try:
             for result in executor.run(pending, run_dir, forward):
                 study = study.with_run(result)
                 save_study(run_dir, study)
@@ -209,12 +185,35 @@ def run_study(
                 if config.fail_fast and is_problem(result, config.method):
                     stopped_early = True
                     break
-    except KeyboardInterrupt as interruption:
-        stop = interruption
-    study = replace(study, interrupted=stop is not None, finished=None if stop is not None else _now())
-    save_study(run_dir, study)
-    _tidy_checkpoints(run_dir, study)
+        except KeyboardInterrupt as interruption:
+            stop = interruption
+        study = replace(study, interrupted=stop is not None, finished=None if stop is not None else _now())
+        save_study(run_dir, study)
+        _tidy_checkpoints(run_dir, study)
     return StudyOutcome(run_dir, study, stop is not None, stopped_early, isinstance(stop, AlraoTerminated))
+
+
+def _refuse_changed_sources(run_dir: Path, force: bool) -> list[str]:
+    """The model files changed since the study began: refused, or with ``force`` returned
+    so that their architectures start again."""
+    changed = changed_sources(run_dir)
+    if changed and not force:
+        more = f" (and {len(changed) - 1} more model file(s))" if len(changed) > 1 else ""
+        raise AlraoUserError(
+            f"--resume {run_dir}: {changed[0]} changed since the run began{more}",
+            hint="put it back as it was, or add --force to train its architectures again from scratch",
+        )
+    return changed
+
+
+def _restart(study: StudyResult, plan: Plan, run_dir: Path, changed: list[str]) -> StudyResult:
+    """Forget every run (result and checkpoint) of an architecture read from a changed file."""
+    stale = {spec.key for spec in plan.runs if any(file in source_files([spec.arch]) for file in changed)}
+    for key in stale:
+        discard_checkpoint(checkpoint_path(run_dir, key))
+    logger.warning("--force: %s changed since the run began: %d run(s) start again", ", ".join(changed), len(stale))
+    record_sources(run_dir, source_files(spec.arch for spec in plan.runs))
+    return replace(study, runs=tuple(run for run in study.runs if run.key not in stale))
 
 
 def _plan(config: StudyConfig, kind: StudyKind, resume: Path | None) -> Plan:
@@ -225,23 +224,6 @@ def _plan(config: StudyConfig, kind: StudyKind, resume: Path | None) -> Plan:
         if resume is None:
             raise
         raise AlraoUserError(f"--resume {resume}: {error.message}", hint=error.hint) from error
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler or ``kill`` asking politely) stops the study as Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may handle signals
-        return
-
-    def terminate(signum, frame) -> None:
-        raise AlraoTerminated()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _tidy_checkpoints(run_dir: Path, study: StudyResult) -> None:

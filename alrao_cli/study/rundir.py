@@ -1,0 +1,189 @@
+"""The run directory: created, locked, and checked before it is trusted.
+
+A screen can run overnight; in the morning its directory must hold what it computed and
+nothing else. So a directory is used by one command at a time (an advisory lock the
+kernel drops when its process dies, so a crashed run never blocks ``--resume``), its
+``config.yaml`` carries a digest of itself (a config edited or truncated since the run
+began is refused, not silently mixed into one ranking), and the model files the study
+trains are fingerprinted when it begins (a model file changed since is refused, or with
+``--force`` its runs start again from scratch).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from alrao_cli.config.schema import StudyConfig, build_config
+from alrao_cli.config.yaml_io import dump_config_yaml, load_config_file
+from alrao_cli.errors import AlraoUserError
+from alrao_cli.results.records import RESULTS_JSON, StudyResult, load_study
+from alrao_cli.util.files import write_text_atomic
+
+CONFIG_FILE = "config.yaml"
+SOURCES_FILE = "sources.json"  # digests of the model files, by path, as the study began
+LOCK_FILE = ".lock"
+_DIGEST_MARK = "# digest: "
+
+
+def default_run_dir(kind: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = Path("runs") / f"{stamp}-{kind}"
+    suffix = 1
+    while candidate.exists():
+        suffix += 1
+        candidate = Path("runs") / f"{stamp}-{kind}-{suffix}"
+    return candidate
+
+
+def prepare_run_dir(path: Path) -> Path:
+    """Create the run directory, or say clearly why it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise AlraoUserError(
+            f"cannot write the output directory {path}: {error.strerror or error}",
+            hint="choose another folder with --out",
+        ) from None
+    return path
+
+
+def refuse_existing_run(path: Path) -> None:
+    """``--out`` on an earlier run would mix its checkpoints and results with this one's."""
+    if (path / CONFIG_FILE).exists() or (path / RESULTS_JSON).exists():
+        raise AlraoUserError(
+            f"--out {path} is already a run",
+            hint=f"use --resume {path} to continue it, or another --out",
+        )
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory for this process; a second command on it is refused at once.
+
+    ``flock`` locks belong to the open file, so the kernel releases them when the process
+    ends, however it ends: a lock left by a killed run never blocks a later ``--resume``.
+    The lock file stays (deleting it would race with a process opening it).
+    """
+    path = run_dir / LOCK_FILE
+    handle: TextIO = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise AlraoUserError(
+                f"{run_dir} is in use by {holder}",
+                hint="wait for it to finish, or stop it (Ctrl-C) and run --resume",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"alrao (pid {os.getpid()})\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
+def remove_if_unused(run_dir: Path) -> None:
+    """Remove a run directory this command created but never used (a usage error before training)."""
+    leftovers = [entry for entry in run_dir.iterdir() if entry.name != LOCK_FILE]
+    if not leftovers:
+        (run_dir / LOCK_FILE).unlink(missing_ok=True)
+        run_dir.rmdir()
+
+
+# -- config.yaml ------------------------------------------------------------------------
+def write_config(run_dir: Path, config: StudyConfig) -> None:
+    """``config.yaml`` atomically, with a digest of its own text so an edit can be told."""
+    text = dump_config_yaml(replace(config, out=None))  # re-running the file never overwrites this run
+    write_text_atomic(run_dir / CONFIG_FILE, f"{_DIGEST_MARK}{_digest(text)}\n{text}")
+
+
+def read_config(run_dir: Path) -> StudyConfig:
+    """The saved config, refused if it was edited or truncated since the run began.
+
+    Files written before configs carried a digest are read as they are.
+    """
+    path = run_dir / CONFIG_FILE
+    text = path.read_text(encoding="utf-8", errors="replace")
+    first, _, rest = text.partition("\n")
+    if first.startswith(_DIGEST_MARK) and first[len(_DIGEST_MARK):].strip() != _digest(rest):
+        raise AlraoUserError(
+            f"--resume {run_dir}: {CONFIG_FILE} was changed since the run began (edited or truncated)",
+            hint="put it back as it was to continue this run, or start a new one with --config",
+        )
+    return build_config(load_config_file(path), {})
+
+
+def load_resumable(run_dir: Path, kind: str) -> tuple[StudyConfig, StudyResult | None]:
+    """The saved config and results of an earlier run directory, checked to be one."""
+    if not run_dir.is_dir() or not (run_dir / CONFIG_FILE).is_file():
+        raise AlraoUserError(
+            f"--resume {run_dir}: not a run directory (no {CONFIG_FILE} in it)",
+            hint="pass the folder an earlier `alrao screen` or `alrao compare` printed",
+        )
+    config = read_config(run_dir)
+    study = load_study(run_dir) if (run_dir / RESULTS_JSON).exists() else None
+    if study is not None and study.kind != kind:
+        raise AlraoUserError(
+            f"--resume {run_dir}: that run is an `alrao {study.kind}`, not an `alrao {kind}`",
+            hint=f"resume it with `alrao {study.kind} --resume {run_dir}`",
+        )
+    return config, study
+
+
+# -- model files ------------------------------------------------------------------------
+def source_files(archs: Iterable[str]) -> list[str]:
+    """The model files canonical ARCHs are read from (``/abs/file.py:Name`` -> ``/abs/file.py``)."""
+    files = []
+    for arch in archs:
+        path, colon, _ = arch.rpartition(":")
+        file = path if colon and path.endswith(".py") else arch if arch.endswith(".py") else None
+        if file is not None and file not in files:
+            files.append(file)
+    return files
+
+
+def record_sources(run_dir: Path, files: Iterable[str]) -> None:
+    digests = {file: _file_digest(file) for file in files}
+    write_text_atomic(run_dir / SOURCES_FILE, json.dumps(digests, indent=2, sort_keys=True) + "\n")
+
+
+def changed_sources(run_dir: Path) -> list[str]:
+    """The model files whose content differs from when the study began (none recorded: none).
+
+    A file that is gone is not "changed": planning the resume reports it as a model that
+    no longer builds.
+    """
+    try:
+        recorded = json.loads((run_dir / SOURCES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(recorded, dict):
+        return []
+    now = {file: _file_digest(file) for file in recorded}
+    return [file for file, digest in recorded.items() if now[file] is not None and now[file] != digest]
+
+
+def _file_digest(file: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(file).read_bytes()).hexdigest()
+    except OSError:
+        return None  # a missing file is reported when the plan tries to import it
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
