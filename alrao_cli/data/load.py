@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 
-import difflib
 from pathlib import Path
 
 from alrao_cli.data.datasets import LoadedData
@@ -26,6 +25,7 @@ from alrao_cli.data.mnist1d import load_mnist1d
 from alrao_cli.data.spec import BUILTIN_SOURCES, SOURCE_FORMS, DataSpec
 from alrao_cli.data.torchvision_sets import load_torchvision
 from alrao_cli.errors import AlraoUserError
+from alrao_cli.util.suggest import did_you_mean
 
 # --------------------------------------------------------------------------- batches
 
@@ -91,8 +91,7 @@ def _parse_source(source: str) -> tuple[str, ...]:
                 hint="e.g. python:my_data.py:make_datasets",
             )
         return ("python", file, factory)
-    close = difflib.get_close_matches(name.lower(), [*BUILTIN_SOURCES, "imagefolder:", "python:"], n=1)
-    suggestion = f"did you mean {close[0]!r}? " if close else ""
+    suggestion = did_you_mean(name, [*BUILTIN_SOURCES, "imagefolder:", "python:"])
     raise AlraoUserError(
         f"unknown data source {source!r}", hint=f"{suggestion}valid sources: {', '.join(SOURCE_FORMS)}"
     )

@@ -15,7 +15,6 @@ so a newly registered baseline gets its curves without a change here.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +29,7 @@ from alrao_cli.results.ranking import (
     compare_architectures,
     method_order,
 )
+from alrao_cli.util.files import distinct_safe_names
 from alrao_cli.results.records import RunResult, StudyResult
 from alrao_cli.util.files import write_atomic_with
 
@@ -66,13 +66,13 @@ def study_plots(study: StudyResult) -> list[Plot]:
 
 def curve_plots(study: StudyResult) -> list[Plot]:
     """``curves-ARCH.png`` per architecture with a loss to draw: see :func:`learning_curve_figures`."""
-    names = _safe_names(_first_seed_runs(study.runs))
+    names = distinct_safe_names(list(_first_seed_runs(study.runs)))
     return [Plot(f"curves-{names[arch]}.png", draw) for arch, draw in _curve_drawers(study).items()]
 
 
 def posterior_plots(study: StudyResult) -> list[Plot]:
     """``posterior-ARCH.png`` per architecture with an Alrao posterior: see :func:`posterior_figures`."""
-    names = _safe_names(_first_seed_runs(study.runs))
+    names = distinct_safe_names(list(_first_seed_runs(study.runs)))
     return [Plot(f"posterior-{names[arch]}.png", draw) for arch, draw in _posterior_drawers(study).items()]
 
 
@@ -366,19 +366,6 @@ def _first_seed_runs(runs: Iterable[RunResult]) -> dict[str, list[RunResult]]:
     return {
         arch: [run for run in arch_runs if run.seed == lowest[arch]] for arch, arch_runs in by_arch.items()
     }
-
-
-def _safe_names(archs: Iterable[str]) -> dict[str, str]:
-    """File-name-safe, distinct versions of the architecture names."""
-    names: dict[str, str] = {}
-    for arch in archs:
-        base = re.sub(r"[^A-Za-z0-9_.=-]+", "_", arch).strip("_.") or "arch"
-        name, suffix = base, 1
-        while name in names.values():
-            suffix += 1
-            name = f"{base}-{suffix}"
-        names[arch] = name
-    return names
 
 
 def _palette(count: int) -> list[tuple[float, float, float, float]]:

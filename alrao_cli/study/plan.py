@@ -8,7 +8,6 @@ whole-zoo study, whose models are those that take the data's examples.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -255,8 +254,7 @@ def _check_keys_name_archs(config: StudyConfig, named: set[str]) -> None:
         for key in keys:
             if key in named or (option == "heads" and key == "*"):
                 continue
-            close = difflib.get_close_matches(key, sorted(named), n=1)
-            suggestion = f"did you mean {close[0]!r}? " if close else ""
+            suggestion = did_you_mean(key, sorted(named))
             archs = ", ".join(config.archs) if config.archs else "the whole zoo"
             raise AlraoUserError(
                 f"config key '{option}.{key}' names no architecture of this study",
