@@ -57,3 +57,40 @@ def without_seconds(run: dict) -> dict:
     for record in run["history"]:
         record.pop("seconds")
     return run
+
+
+def invoke(*argv: str, catch_exceptions: bool = False):
+    """Run ``alrao ARGV...`` in-process, as the tests of every command do."""
+    from typer.testing import CliRunner
+
+    from alrao_cli.cli.app import app
+
+    return CliRunner().invoke(app, list(argv), catch_exceptions=catch_exceptions)
+
+
+def load_results(run_dir: Path) -> dict:
+    """A run directory's ``results.json``, as plain data."""
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def run_result(
+    arch: str, losses: tuple[float, ...] = (), *, method: str = "alrao", lr: float | None = None, seed: int = 0,
+    status: str = "ok", reason: str | None = None, acc: float | None = 0.5, seconds: float = 1.0,
+    params: int | None = 100, posterior: tuple[float, ...] | None = None, copy_lrs: tuple[float, ...] | None = None,
+    train_gap: float = 0.0, steps_per_epoch: int = 1,
+):
+    """A saved run whose validation loss per epoch is ``losses`` (train loss: ``loss + train_gap``)."""
+    from alrao_cli.results.records import EpochRecord, RunResult, run_key
+
+    history = tuple(
+        EpochRecord(
+            epoch=i, step=steps_per_epoch * i, train_loss=loss + train_gap, train_acc=None, val_loss=loss,
+            val_acc=acc, seconds=float(i), posterior=posterior,
+        )
+        for i, loss in enumerate(losses, start=1)
+    )
+    key = run_key(arch, method, lr, seed) if lr is None else f"{arch}|{method}|lr={lr:g}|seed={seed}"
+    return RunResult(
+        key=key, arch=arch, method=method, lr=lr, seed=seed, status=status, reason=reason, params=params,
+        seconds=seconds, history=history, copy_lrs=copy_lrs,
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import copy
 
 import pytest
@@ -230,13 +232,16 @@ def test_divergence_is_reported_and_leaves_parameters_untouched():
     assert model.switch.steps == 0
 
 
-def test_cpu_autocast_step_runs():
+def test_a_cpu_autocast_step_trains_and_keeps_the_parameters_in_float32():
     torch.manual_seed(0)
     model = AlraoModel(make_mlp(), num_classes=5)
     optimizer = AlraoSGD(model)
+    before = [p.detach().clone() for p in model.parameters()]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = alrao_step(model, optimizer, *batch())
-    assert loss == loss and all(p.dtype == torch.float32 for p in model.parameters())
+    assert math.isfinite(loss) and int(model.switch.steps) == 1
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert sum(not torch.equal(a, b) for a, b in zip(before, model.parameters())) >= len(before) - 1
 
 
 def test_regression_trains():

@@ -16,30 +16,23 @@ import math
 import re
 import statistics
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from alrao_cli.cli.app import app, main
+from alrao_cli.cli.app import main
 from alrao_cli.report import plots
 from alrao_cli.results.ranking import kendall_tau
 from alrao_cli.results.records import load_study
+
+from support import invoke, load_results
 
 runner = CliRunner()
 STATS_KEYS = {"val_loss", "val_acc", "status", "val_loss_std", "val_acc_std"}
 ARCHS = ["mlp", "cnn1d"]
 GRID = "1e-3:1:3"  # 1e-3, 10**-1.5, 1
 GRID_RATES = [1e-3, 10**-1.5, 1.0]
-
-
-def invoke(*argv: str):
-    return runner.invoke(app, list(argv), catch_exceptions=False)
-
-
-def load_results(run_dir: Path) -> dict:
-    return json.loads((run_dir / "results.json").read_text())
 
 
 def best_val_loss(run: dict) -> float:

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,18 +17,10 @@ from typer.testing import CliRunner
 from alrao_cli.cli.app import app
 from alrao_cli.config.schema import StudyConfig, build_config
 from alrao_cli.config.yaml_io import load_config_file
-from support import two_colour_images
+from support import invoke, load_results, two_colour_images
 
 runner = CliRunner()
 QUICK = ["--subset", "256", "--epochs", "2", "--no-plots"]
-
-
-def invoke(*argv: str):
-    return runner.invoke(app, list(argv), catch_exceptions=False)
-
-
-def load_results(run_dir: Path) -> dict:
-    return json.loads((run_dir / "results.json").read_text())
 
 
 def test_screen_ranks_two_zoo_models_and_saves_everything(tmp_path):

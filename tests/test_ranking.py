@@ -10,26 +10,16 @@ import statistics
 import pytest
 
 from alrao_cli.results.ranking import compare_architectures, gap, kendall_tau, rank_screen, spearman_rho
-from alrao_cli.results.records import EpochRecord, RunResult
+from alrao_cli.results.records import RunResult
+
+from support import run_result
 
 NAN = math.nan
 
 
-def result(arch: str, losses: tuple[float, ...] = (), *, method: str = "alrao", lr: float | None = None,
-           seed: int = 0, status: str = "ok", reason: str | None = None, acc: float | None = 0.5,
-           seconds: float = 1.0, posterior: tuple[float, ...] | None = None,
-           copy_lrs: tuple[float, ...] | None = None) -> RunResult:
+def result(arch: str, losses: tuple[float, ...] = (), **fields) -> RunResult:
     """A run whose validation loss per epoch is ``losses``."""
-    history = tuple(
-        EpochRecord(epoch=i, step=i, train_loss=loss, train_acc=None, val_loss=loss, val_acc=acc,
-                    seconds=float(i), posterior=posterior)
-        for i, loss in enumerate(losses, start=1)
-    )
-    rate = "" if lr is None else f"|lr={lr:g}"
-    return RunResult(
-        key=f"{arch}|{method}{rate}|seed={seed}", arch=arch, method=method, lr=lr, seed=seed,
-        status=status, reason=reason, params=100, seconds=seconds, history=history, copy_lrs=copy_lrs,
-    )
+    return run_result(arch, losses, **fields)
 
 
 def test_screen_order_healthy_by_loss_then_accuracy_then_name_then_diverged_then_failed() -> None:

@@ -17,28 +17,21 @@ from alrao_cli.errors import AlraoUserError
 from alrao_cli.report import exports, plots, tables
 from alrao_cli.report import format as fmt
 from alrao_cli.results.ranking import compare_architectures, rank_screen
-from alrao_cli.results.records import EpochRecord, RunResult, StudyResult
+from alrao_cli.results.records import RunResult, StudyResult
 
 NAN = math.nan
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from support import run_result
+
 COPY_LRS = (1e-4, 1e-3, 1e-2, 1e-1)
 
 
-def result(arch: str, losses: tuple[float, ...] = (), *, method: str = "alrao", lr: float | None = None,
-           seed: int = 0, status: str = "ok", reason: str | None = None, acc: float | None = 0.5) -> RunResult:
+def result(arch: str, losses: tuple[float, ...] = (), *, method: str = "alrao", **fields) -> RunResult:
+    """A run as a report sees it: Alrao's with its posterior and copies' rates, ten steps an epoch."""
     alrao = method == "alrao"
-    history = tuple(
-        EpochRecord(
-            epoch=i, step=10 * i, train_loss=loss + 0.1, train_acc=None, val_loss=loss, val_acc=acc,
-            seconds=float(i), posterior=(0.1, 0.2, 0.6, 0.1) if alrao else None,
-        )
-        for i, loss in enumerate(losses, start=1)
-    )
-    rate = "" if lr is None else f"|lr={lr:g}"
-    return RunResult(
-        key=f"{arch}|{method}{rate}|seed={seed}", arch=arch, method=method, lr=lr, seed=seed,
-        status=status, reason=reason, params=12345, seconds=2.5, history=history,
-        copy_lrs=COPY_LRS if alrao else None,
+    return run_result(
+        arch, losses, method=method, params=12345, seconds=2.5, train_gap=0.1, steps_per_epoch=10,
+        posterior=(0.1, 0.2, 0.6, 0.1) if alrao else None, copy_lrs=COPY_LRS if alrao else None, **fields,
     )
 
 

@@ -6,13 +6,15 @@ ends in the Linear layer Alrao replaces, and trains.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import alrao_cli.zoo
-from alrao_cli import AlraoModel, AlraoUserError
+from alrao_cli import AlraoModel, AlraoSGD, AlraoUserError, alrao_step
 from alrao_cli.zoo.recurrent import as_sequence, features_per_step
 from alrao_cli.sources.build import build_model, count_parameters
 from alrao_cli.sources.arch import expand_arch
@@ -87,14 +89,18 @@ def test_one_sgd_step_lowers_the_loss_on_its_batch(name, shape):
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))
 def test_alrao_wraps_every_zoo_model_and_trains_it(name):
+    """Wrapped, every zoo model takes Alrao steps: each parameter moves, the switch learns."""
     model = build(name, MNIST1D)
     head_in = output_layer(model).in_features
-    alrao = AlraoModel(model, NUM_CLASSES, n_copies=3)
+    alrao = AlraoModel(model, NUM_CLASSES, n_copies=3, lr_min=1e-3, lr_max=0.1)
     assert alrao.copies.weight.shape == (3, NUM_CLASSES, head_in)
+    optimizer = AlraoSGD(alrao)
     x, y = batch(MNIST1D)
-    result = alrao.loss(x, y)
-    result.backward_loss.backward()
-    assert torch.isfinite(result.mixture_loss)
+    before = {key: p.detach().clone() for key, p in alrao.named_parameters()}
+    losses = [alrao_step(alrao, optimizer, x, y) for _ in range(3)]
+    assert all(math.isfinite(loss) for loss in losses) and int(alrao.switch.steps) == 3
+    unmoved = [key for key, p in alrao.named_parameters() if torch.equal(before[key], p)]
+    assert unmoved == []
     assert alrao(x).shape == (8, NUM_CLASSES)
 
 
@@ -125,10 +131,13 @@ def test_recurrent_models_read_an_image_row_by_row():
     assert build_model("gru", NUM_CLASSES, IMAGE).rnn.input_size == 3 * 32
 
 
-def test_width_arguments_change_the_size():
-    for name in ("mlp", "cnn1d", "resnet_small", "mobilenet_small", "vgg_small"):
-        narrow = count_parameters(build_model(name, NUM_CLASSES, MNIST1D, {"width": 8}))
-        assert narrow < count_parameters(build(name, MNIST1D)), name
+@pytest.mark.parametrize("name", ["mlp", "cnn1d", "resnet_small", "mobilenet_small", "vgg_small"])
+def test_a_width_argument_changes_the_size(name):
+    narrow = count_parameters(build_model(name, NUM_CLASSES, MNIST1D, {"width": 8}))
+    assert narrow < count_parameters(build(name, MNIST1D))
+
+
+def test_a_hidden_size_argument_changes_the_recurrent_models():
     wide = build_model("lstm", NUM_CLASSES, MNIST1D, {"hidden_size": 32})
     assert wide.rnn.hidden_size == 32 and output_layer(wide).in_features == 32
 
