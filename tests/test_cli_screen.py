@@ -48,7 +48,7 @@ def test_json_output_is_only_json_with_the_documented_schema(tmp_path):
     payload = json.loads(result.stdout)
     assert set(payload) == {"run_dir", "ranking"}
     (entry,) = payload["ranking"]
-    assert set(entry) == {"rank", "arch", "status", "val_loss", "val_acc", "epoch", "lr_selected", "params", "seconds", "reason"}
+    assert set(entry) == {"rank", "arch", "status", "val_loss", "val_acc", "epoch", "lr_selected", "params", "seconds", "reason", "method", "lr"}
     assert entry["rank"] == 1 and entry["arch"] == "mlp" and entry["status"] == "ok"
     assert entry["val_loss"] > 0 and 0 <= entry["val_acc"] <= 1 and entry["epoch"] in (1, 2)
     assert 1e-5 <= entry["lr_selected"] <= 10

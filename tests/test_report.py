@@ -147,12 +147,12 @@ def test_screen_json_is_exactly_shaped_and_strict() -> None:
     data = exports.screen_json("runs/x", rank_screen(screen_runs()))
     json.dumps(data, allow_nan=False)
     assert set(data) == {"run_dir", "ranking"} and data["run_dir"] == "runs/x"
-    keys = {"rank", "arch", "status", "val_loss", "val_acc", "epoch", "lr_selected", "params", "seconds", "reason"}
+    keys = {"rank", "arch", "status", "val_loss", "val_acc", "epoch", "lr_selected", "params", "seconds", "reason", "method", "lr"}
     assert all(set(entry) == keys for entry in data["ranking"])  # no baseline ran: no baseline fields
     first, *_, last = data["ranking"]
     assert first == {
         "rank": 1, "arch": "cnn1d", "status": "ok", "val_loss": 0.3, "val_acc": 0.5, "epoch": 2,
-        "lr_selected": 1e-2, "params": 12345, "seconds": 2.5, "reason": None,
+        "lr_selected": 1e-2, "params": 12345, "seconds": 2.5, "reason": None, "method": "alrao", "lr": None,
     }
     assert (last["arch"], last["status"], last["val_loss"], last["epoch"]) == ("broken.py:Net", "failed", None, None)
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from alrao_cli.report import exports, plots, tables
-from alrao_cli.results.ranking import compare_architectures, rank_screen
+from alrao_cli.results.ranking import CompareSummary, RankedRun, compare_architectures, rank_screen, screened_methods
 from alrao_cli.results.records import StudyResult
 from alrao_cli.util.reasons import one_line_reason
 
@@ -30,16 +30,26 @@ if TYPE_CHECKING:
 FORMATS = ("table", "json", "csv", "markdown")
 
 
+def ranked_screen(study: StudyResult) -> list[RankedRun]:
+    """A screen's ranking by the method(s) it ranked by, as its saved config says."""
+    return rank_screen(study.runs, screened_methods(study.config))
+
+
+def compared(study: StudyResult) -> CompareSummary:
+    """A compare's summary, measuring the method it measured, as its saved config says."""
+    return compare_architectures(study.runs, subject=screened_methods(study.config)[0])
+
+
 def study_json(study: StudyResult, run_dir: Path) -> dict:
     if study.kind == "compare":
-        return exports.compare_json(str(run_dir), compare_architectures(study.runs))
-    return exports.screen_json(str(run_dir), rank_screen(study.runs))
+        return exports.compare_json(str(run_dir), compared(study))
+    return exports.screen_json(str(run_dir), ranked_screen(study))
 
 
 def study_tables(study: StudyResult) -> list[Table]:
     if study.kind == "compare":
-        return tables.compare_tables(compare_architectures(study.runs))
-    return [tables.screen_table(rank_screen(study.runs))]
+        return tables.compare_tables(compared(study))
+    return [tables.screen_table(ranked_screen(study), screened_methods(study.config))]
 
 
 def print_report(study: StudyResult, run_dir: Path, output_format: str, out: Console) -> None:
@@ -49,10 +59,10 @@ def print_report(study: StudyResult, run_dir: Path, output_format: str, out: Con
     elif output_format in ("csv", "markdown"):
         compare = study.kind == "compare"
         if compare:
-            summary = compare_architectures(study.runs)
+            summary = compared(study)
             text = exports.compare_to_csv(summary) if output_format == "csv" else exports.compare_to_markdown(summary)
         else:
-            ranked = rank_screen(study.runs)
+            ranked = ranked_screen(study)
             text = exports.to_csv(ranked) if output_format == "csv" else exports.to_markdown(ranked)
         out.out(text, highlight=False)
     else:

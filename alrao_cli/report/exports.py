@@ -94,6 +94,8 @@ def screen_json(run_dir: str | Path, ranked: list[RankedRun]) -> dict[str, Any]:
                 "params": entry.params,
                 "seconds": entry.seconds,
                 "reason": entry.reason,
+                "method": entry.method,
+                "lr": entry.lr,
                 **_baseline_fields(entry, columns),
             }
             for entry in ranked

@@ -27,6 +27,7 @@ from alrao_cli.results.ranking import (
     ALRAO,
     CompareSummary,
     compare_architectures,
+    screened_methods,
     method_order,
 )
 from alrao_cli.util.files import distinct_safe_names
@@ -60,7 +61,7 @@ def study_plots(study: StudyResult) -> list[Plot]:
     """Every plot the study can draw: learning curves, then posteriors, then (a compare) the ranking."""
     plots = curve_plots(study) + posterior_plots(study)
     if study.kind == "compare":
-        plots += ranking_plots(compare_architectures(study.runs))
+        plots += ranking_plots(compare_architectures(study.runs, subject=screened_methods(study.config)[0]))
     return plots
 
 

@@ -37,11 +37,13 @@ from alrao_cli.results.ranking import ArchComparison, CompareSummary, RankedRun
 
 
 # -- screen -------------------------------------------------------------------------------
-def screen_table(ranked: list[RankedRun]) -> Table:
+def screen_table(ranked: list[RankedRun], methods: tuple[str, ...] = ("alrao",)) -> Table:
     """The screen's ranking, with a column per baseline the screen ran (``--baseline``).
 
-    Failed and diverged rows are dim; their reasons go under the table, where long error
-    messages get the full width instead of squeezing every column.
+    The title names the method the screen ranks by; a portfolio (several ``methods``)
+    gets a column saying which of them each architecture's numbers come from. Failed and
+    diverged rows are dim; their reasons go under the table, where long error messages
+    get the full width instead of squeezing every column.
     """
     reasons = [
         f"{entry.rank}. {entry.arch}: {status_note(entry.status, entry.reason)}"
@@ -49,14 +51,16 @@ def screen_table(ranked: list[RankedRun]) -> Table:
         if entry.status != "ok"
     ]
     table = Table(
-        title="Ranked by best validation loss, Alrao (no rate tuned); "
-        "lr = rate of the output copy the switch favours",
+        title=screen_title(ranked, methods),
         title_justify="left",
         caption=Text("\n".join(reasons), style="dim") if reasons else None,
         caption_justify="left",
     )
     table.add_column("#", justify="right")
     table.add_column("architecture", overflow="fold", min_width=12)  # folds long names, never cuts them
+    portfolio = len(methods) > 1
+    if portfolio:
+        table.add_column("method")
     for name in ("params", "val loss", "acc", "epoch", "lr", "time"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("curve", no_wrap=True)
@@ -69,11 +73,12 @@ def screen_table(ranked: list[RankedRun]) -> Table:
         cells: list[str | Text] = [
             str(entry.rank),
             Text(entry.arch),
+            *([entry.method_label] if portfolio else []),
             format_params(entry.params),
             format_loss(entry.val_loss, entry.val_loss_std),
             format_acc(entry.val_acc, entry.val_acc_std),
             MISSING if entry.epoch is None else str(entry.epoch),
-            format_lr(entry.lr_selected),
+            format_lr(entry.lr_selected if entry.lr_selected is not None else entry.lr),
             format_seconds(entry.seconds),
             sparkline(entry.curve),
         ]
@@ -82,6 +87,17 @@ def screen_table(ranked: list[RankedRun]) -> Table:
             cells.append(entry.status)
         table.add_row(*cells, style="dim" if entry.status != "ok" else None)
     return table
+
+
+def screen_title(ranked: list[RankedRun], methods: tuple[str, ...]) -> str:
+    """What the ranking is by, in words: the method (or portfolio) and what ``lr`` means."""
+    labels = {entry.method: entry.method_label for entry in ranked}
+    names = " + ".join(labels.get(method, method) for method in methods)
+    if methods == ("alrao",):
+        return "Ranked by best validation loss, Alrao (no rate tuned); lr = rate of the output copy the switch favours"
+    if len(methods) > 1:
+        return f"Ranked by best validation loss over {names} (each architecture by its better method); lr = that method's"
+    return f"Ranked by best validation loss, {names}, one run each; lr = its rate"
 
 
 # -- compare ------------------------------------------------------------------------------

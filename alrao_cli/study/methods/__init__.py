@@ -21,7 +21,10 @@ METHODS: dict[str, TrainingMethod] = {}
 
 # The files of the built-in methods, imported on first use of the registry: each
 # registers itself. Order is the order methods are listed and run in.
-BUILT_IN = ("alrao", "sgd", "adam")
+BUILT_IN = (
+    "alrao", "sgd", "adam", "hypergradient", "mlhd", "larc", "onecycle", "layerwise", "dadapt", "dog",
+    "schedule_free",
+)
 
 
 def register_method(name: str):
@@ -40,7 +43,10 @@ def _registry() -> dict[str, TrainingMethod]:
     """Every method: the built-in ones in :data:`BUILT_IN` order, then others as registered."""
     for module in BUILT_IN:
         importlib.import_module(f"{__name__}.{module}")
-    return {**{name: METHODS[name] for name in BUILT_IN}, **METHODS}
+    modules = [f"{__name__}.{module}" for module in BUILT_IN]  # a file may register a family of methods
+    built_in = sorted((name for name in METHODS if type(METHODS[name]).__module__ in modules),
+                      key=lambda name: modules.index(type(METHODS[name]).__module__))
+    return {**{name: METHODS[name] for name in built_in}, **METHODS}
 
 
 def get_method(name: str) -> TrainingMethod:

@@ -4,15 +4,19 @@ knowing which method it is."""
 
 from __future__ import annotations
 
+import importlib
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from alrao_cli.errors import AlraoUserError
 from alrao_cli.study.spec import MethodOptions, MethodSpec
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -53,6 +57,35 @@ class Learner(ABC):
         """What this method can say about itself after training (JSON-able)."""
         return {}
 
+    def rates(self) -> dict[str, float]:
+        """The learning rate(s) the method uses now, by name: the loop records them once per
+        epoch, and the reports draw them beside Alrao's switch posterior.
+
+        ``"lr"`` is the headline rate (a schedule's current value, an adaptive method's
+        current estimate); ``"lr_min"`` and ``"lr_max"`` give the spread where the rate
+        differs between layers or tensors (see :func:`rates_of`). Empty where there is none
+        to report (Alrao's rates are fixed and saved once, in :meth:`explain`) or not yet
+        (a rate set by the first step).
+        """
+        return {}
+
+    def prepare_evaluation(self, train_batches: Iterable[tuple[Tensor, Tensor]]) -> None:
+        """Make the model ready to be evaluated at the point the method validates; by default nothing.
+
+        The loop calls it once before each validation (before the first :meth:`evaluate`
+        of it, under ``torch.no_grad()``, with ``module`` in either mode: a method that
+        switches it gives it back as it found it), with training minibatches ``(x, y)``: a
+        lazy iterable, of which a method takes only the few it needs (none, by default) and
+        moves them to the model's device itself. Pass the same batches in a resumed run as
+        in an uninterrupted one (the epoch's own order, say), so that both compute the same.
+
+        Schedule-Free needs it: the weights it evaluates are an average of the iterates it
+        trains, and BatchNorm's running statistics, gathered at the trained iterates, do
+        not describe them; it recomputes them at the evaluated weights, as its authors
+        advise. What this changes belongs to :meth:`state_dict`, so that a run resumed from
+        a checkpoint written after the validation continues exactly.
+        """
+
 
 def gaussian_nll(outputs: Tensor, y: Tensor) -> Tensor:
     """Unit-variance Gaussian ``-log p(y)`` per example: the regression loss every method
@@ -73,6 +106,11 @@ class LearnerContext:
     task: str  # "classification" or "regression"
     seed: int
     example_input: Tensor | None = None  # a small batch on the model's device: Alrao finds the head with it
+    # The number of train_step calls from the run's start to its end, where the budget fixes
+    # it (epochs or steps; the same value when the run is resumed); None under a time budget.
+    # A schedule over the whole run needs it (1cycle); a method that cannot do without it
+    # says so with an AlraoUserError.
+    total_steps: int | None = None
 
 
 class TrainingMethod(ABC):
@@ -106,8 +144,42 @@ class TrainingMethod(ABC):
         """Wrap ``model`` (already on its device) for training."""
 
 
+def rates_of(values: Sequence[float], headline: float | None = None) -> dict[str, float]:
+    """The :meth:`Learner.rates` of per-group or per-tensor ``values``: ``"lr"`` is
+    ``headline`` (their mean if not given), and ``"lr_min"``/``"lr_max"`` are added when the
+    values differ. Empty for no values."""
+    values = [float(v) for v in values]
+    if not values:
+        return {}
+    rates = {"lr": float(headline) if headline is not None else math.fsum(values) / len(values)}
+    low, high = min(values), max(values)
+    if low != high:
+        rates.update(lr_min=low, lr_max=high)
+    return rates
+
+
+def import_package(method: str, package: str, distribution: str | None = None) -> ModuleType:
+    """Import the optional package a method wraps, or say in one line how to install it.
+
+    ``distribution`` is its name for pip where that differs from the import name
+    (``dog-optimizer`` installs ``dog``). Called inside ``learner()``, so that the registry,
+    the plans and the reports never need the package.
+    """
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise AlraoUserError(
+            f"the method {method} needs the package {distribution or package}", hint='pip install "alrao-cli[methods]"'
+        ) from None
+
+
 class TorchOptimizerLearner(Learner):
     """A plain model trained by a standard ``torch.optim`` optimizer."""
+
+    def rates(self) -> dict[str, float]:
+        """Each parameter group's ``lr``: the rate itself for a plain optimizer, the current
+        value for one that adapts or schedules it in place (SGD-HD, 1cycle)."""
+        return rates_of([group["lr"] for group in self.optimizer.param_groups])
 
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         self.optimizer.zero_grad(set_to_none=True)
