@@ -359,7 +359,7 @@ def spearman_rho(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     _check_pairable(xs, ys)
     if len(xs) < 2:
         return None
-    rank_x, rank_y = _average_ranks(xs), _average_ranks(ys)
+    rank_x, rank_y = average_ranks(xs), average_ranks(ys)
     mean = (len(xs) + 1) / 2  # average ranks always average to this
     dx = [rank - mean for rank in rank_x]
     dy = [rank - mean for rank in rank_y]
@@ -434,7 +434,7 @@ def _competition_ranks(values: list[float]) -> list[int]:
     return [1 + sum(other < value for other in values) for value in values]
 
 
-def _average_ranks(values: Sequence[float]) -> list[float]:
+def average_ranks(values: Sequence[float]) -> list[float]:
     """1-based ranks where tied values share the mean of the ranks they span."""
     order = sorted(range(len(values)), key=values.__getitem__)
     ranks = [0.0] * len(values)
