@@ -46,9 +46,14 @@ def test_json_output_is_only_json_with_the_documented_schema(tmp_path):
     result = runner.invoke(app, ["screen", "mlp", *QUICK, "--out", str(tmp_path / "r"), "--json"])
     assert result.exit_code == 0
     payload = json.loads(result.stdout)
-    assert set(payload) == {"run_dir", "ranking"}
+    assert set(payload) == {"run_dir", "ranking", "separability"}
+    assert payload["separability"] == {"seeds": 1, "measured": False, "hint": "--seeds 2", "pairs": []}
     (entry,) = payload["ranking"]
-    assert set(entry) == {"rank", "arch", "status", "val_loss", "val_acc", "epoch", "lr_selected", "params", "seconds", "reason", "method", "lr"}
+    assert set(entry) == {
+        "rank", "arch", "status", "val_loss", "val_acc", "epoch", "lr_selected", "params", "seconds", "reason",
+        "method", "lr", "val_loss_seeds",
+    }
+    assert entry["val_loss_seeds"] == {"0": entry["val_loss"]}
     assert entry["rank"] == 1 and entry["arch"] == "mlp" and entry["status"] == "ok"
     assert entry["val_loss"] > 0 and 0 <= entry["val_acc"] <= 1 and entry["epoch"] in (1, 2)
     assert 1e-5 <= entry["lr_selected"] <= 10
@@ -239,3 +244,25 @@ def test_a_grid_without_the_sgd_baseline_is_noted(baseline, noted, tmp_path):
     result = invoke("screen", "mlp", *QUICK, "--grid", "0.1", *baseline, "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
     assert ("note: --grid only sets the rates of --baseline sgd-grid" in result.output) == noted
+
+
+def test_with_two_seeds_neighbouring_rows_within_noise_are_marked_and_said(tmp_path):
+    """Two seeds of one model file listed twice under two names: the same losses seed by
+    seed, so the paired difference is zero and the rows are not separable."""
+    twin = tmp_path / "twins.py"
+    twin.write_text(
+        "from torch import nn\n"
+        "def first(num_classes, input_shape):\n"
+        "    return nn.Sequential(nn.Linear(input_shape[0], 16), nn.ReLU(), nn.Linear(16, num_classes))\n"
+        "def second(num_classes, input_shape):\n"
+        "    return first(num_classes, input_shape)\n"
+    )
+    out = tmp_path / "run"
+    result = invoke("screen", f"{twin}:first", f"{twin}:second", "--seeds", "2", "--subset", "128", "--steps", "4",
+                    "--no-plots", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "not separable at this budget" in result.output and "2≈" in result.output
+    payload = json.loads(invoke("report", str(out), "--format", "json").stdout)
+    (pair,) = payload["separability"]["pairs"]
+    assert pair["tested"] and not pair["separable"] and pair["mean_difference"] == 0.0
+    assert [sorted(entry["val_loss_seeds"]) for entry in payload["ranking"]] == [["0", "1"], ["0", "1"]]

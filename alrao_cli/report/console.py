@@ -21,6 +21,7 @@ from rich.text import Text
 from alrao_cli.report import exports, plots, tables
 from alrao_cli.results.ranking import CompareSummary, RankedRun, compare_architectures, rank_screen, screened_methods
 from alrao_cli.results.records import StudyResult
+from alrao_cli.results.separability import screen_rows, screen_separability, separability
 from alrao_cli.util.reasons import one_line_reason
 
 if TYPE_CHECKING:
@@ -43,13 +44,17 @@ def compared(study: StudyResult) -> CompareSummary:
 def study_json(study: StudyResult, run_dir: Path) -> dict:
     if study.kind == "compare":
         return exports.compare_json(str(run_dir), compared(study))
-    return exports.screen_json(str(run_dir), ranked_screen(study))
+    methods = screened_methods(study.config)
+    rows = screen_rows(study.runs, methods)
+    seed_losses = {row.arch: dict(row.losses) for row in rows}
+    return exports.screen_json(str(run_dir), ranked_screen(study), separability(rows), seed_losses)
 
 
 def study_tables(study: StudyResult) -> list[Table]:
     if study.kind == "compare":
         return tables.compare_tables(compared(study))
-    return [tables.screen_table(ranked_screen(study), screened_methods(study.config))]
+    methods = screened_methods(study.config)
+    return [tables.screen_table(ranked_screen(study), methods, screen_separability(study.runs, methods))]
 
 
 def print_report(study: StudyResult, run_dir: Path, output_format: str, out: Console) -> None:

@@ -43,6 +43,7 @@ from alrao_cli.results.ranking import (
     RankedRun,
 )
 from alrao_cli.results.records import json_safe
+from alrao_cli.results.separability import NoiseUnmeasured, Separability
 
 SCHEMA_BASELINES = ("sgd", "adam")  # the baselines with keys of their own in the compare JSON
 
@@ -76,12 +77,18 @@ def _baseline_fields(entry: RankedRun, columns: list[BaselineStats]) -> dict[str
     return fields
 
 
-def screen_json(run_dir: str | Path, ranked: list[RankedRun]) -> dict[str, Any]:
+def screen_json(
+    run_dir: str | Path, ranked: list[RankedRun], noise: Separability | NoiseUnmeasured | None = None,
+    seed_losses: dict[str, dict[int, float | None]] | None = None,
+) -> dict[str, Any]:
     """The ranking as strict JSON data (non-finite numbers as null), with the baselines'
-    fields (see :func:`_baseline_fields`) when the screen ran some."""
+    fields (see :func:`_baseline_fields`) when the screen ran some, each entry's loss per
+    seed (``val_loss_seeds``) and whether neighbouring rows are separable, when given."""
     columns = screen_baselines(ranked)
+    extra: dict[str, Any] = {} if noise is None else {"separability": separability_json(noise)}
     return json_safe({
         "run_dir": str(run_dir),
+        **extra,
         "ranking": [
             {
                 "rank": entry.rank,
@@ -96,11 +103,29 @@ def screen_json(run_dir: str | Path, ranked: list[RankedRun]) -> dict[str, Any]:
                 "reason": entry.reason,
                 "method": entry.method,
                 "lr": entry.lr,
+                **({} if seed_losses is None else {"val_loss_seeds": {str(seed): loss for seed, loss in seed_losses.get(entry.arch, {}).items()}}),
                 **_baseline_fields(entry, columns),
             }
             for entry in ranked
         ],
     })
+
+
+def separability_json(noise: Separability | NoiseUnmeasured) -> dict[str, Any]:
+    """Which neighbouring rows differ beyond noise, as data; with one seed, that nobody measured."""
+    if isinstance(noise, NoiseUnmeasured):
+        return {"seeds": noise.seeds, "measured": False, "hint": noise.hint, "pairs": []}
+    return {
+        "seeds": noise.seeds, "measured": True, "level": noise.level, "test": "paired t interval over seeds",
+        "pairs": [
+            {
+                "upper": pair.upper, "lower": pair.lower, "separable": pair.separable, "tested": pair.tested,
+                "mean_difference": pair.mean_difference, "low": pair.low, "high": pair.high,
+                "p_value": pair.p_value, "reason": pair.reason, "sentence": pair.sentence(),
+            }
+            for pair in noise.pairs
+        ],
+    }
 
 
 def to_csv(ranked: list[RankedRun]) -> str:

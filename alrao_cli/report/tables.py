@@ -33,18 +33,28 @@ from alrao_cli.report.layout import (
     ranking_rows,
     screen_baselines,
 )
+from alrao_cli.results.separability import NoiseUnmeasured, Separability
 from alrao_cli.results.ranking import ArchComparison, CompareSummary, RankedRun
 
 
 # -- screen -------------------------------------------------------------------------------
-def screen_table(ranked: list[RankedRun], methods: tuple[str, ...] = ("alrao",)) -> Table:
+def screen_table(
+    ranked: list[RankedRun],
+    methods: tuple[str, ...] = ("alrao",),
+    noise: Separability | NoiseUnmeasured | None = None,
+) -> Table:
     """The screen's ranking, with a column per baseline the screen ran (``--baseline``).
 
     The title names the method the screen ranks by; a portfolio (several ``methods``)
     gets a column saying which of them each architecture's numbers come from. Failed and
     diverged rows are dim; their reasons go under the table, where long error messages
     get the full width instead of squeezing every column.
+
+    ``noise`` says which neighbouring rows differ beyond seed-to-seed noise: a row not
+    separable from the one above has ``≈`` by its rank, and the pairs are said in words
+    under the table; with one seed, the table says the noise is unmeasured.
     """
+    close_to_above = _not_separable_from_above(noise)
     reasons = [
         f"{entry.rank}. {entry.arch}: {status_note(entry.status, entry.reason)}"
         for entry in ranked
@@ -53,7 +63,7 @@ def screen_table(ranked: list[RankedRun], methods: tuple[str, ...] = ("alrao",))
     table = Table(
         title=screen_title(ranked, methods),
         title_justify="left",
-        caption=Text("\n".join(reasons), style="dim") if reasons else None,
+        caption=Text("\n".join(reasons + _noise_lines(noise)), style="dim") if reasons or noise else None,
         caption_justify="left",
     )
     table.add_column("#", justify="right")
@@ -71,7 +81,7 @@ def screen_table(ranked: list[RankedRun], methods: tuple[str, ...] = ("alrao",))
         table.add_column("status")
     for entry in ranked:
         cells: list[str | Text] = [
-            str(entry.rank),
+            f"{entry.rank}≈" if entry.arch in close_to_above else str(entry.rank),
             Text(entry.arch),
             *([entry.method_label] if portfolio else []),
             format_params(entry.params),
@@ -87,6 +97,24 @@ def screen_table(ranked: list[RankedRun], methods: tuple[str, ...] = ("alrao",))
             cells.append(entry.status)
         table.add_row(*cells, style="dim" if entry.status != "ok" else None)
     return table
+
+
+def _not_separable_from_above(noise: Separability | NoiseUnmeasured | None) -> set[str]:
+    if not isinstance(noise, Separability):
+        return set()
+    return {pair.lower for pair in noise.pairs if pair.tested and not pair.separable}
+
+
+def _noise_lines(noise: Separability | NoiseUnmeasured | None) -> list[str]:
+    """What the caption says about noise: the rows that cannot be told apart, or that nobody measured."""
+    if noise is None:
+        return []
+    if isinstance(noise, NoiseUnmeasured):
+        return [noise.sentence()]
+    close = [pair.sentence() for pair in noise.pairs if pair.tested and not pair.separable]
+    if not close:
+        return [f"every neighbouring pair of rows differs beyond noise ({noise.seeds} seeds, paired t at {noise.level:.0%})"]
+    return ["≈ not separable from the row above:", *close]
 
 
 def screen_title(ranked: list[RankedRun], methods: tuple[str, ...]) -> str:
