@@ -61,3 +61,22 @@ def test_a_portfolio_screen_saves_both_methods_and_ranks_by_the_better(tmp_path)
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert [run["method"] for run in runs] == ["alrao", "adam"]
     assert all(run["method_label"] in ("Alrao", "Adam") for run in runs)
+
+
+@pytest.mark.parametrize("method", ["prodigy", "dadapt-adam", "dog", "sf-adamw"])
+def test_a_wrapped_package_method_screens_and_compares_end_to_end(tmp_path, method):
+    """Each learning-rate-free package, through the real screen and compare commands."""
+    quick = ["--subset", "128", "--steps", "4", "--no-plots", "--json", "--device", "cpu"]
+    screened = runner.invoke(app, ["screen", "mlp", "--method", method, *quick, "--out", str(tmp_path / "screen")])
+    assert screened.exit_code == 0, screened.output
+    (entry,) = json.loads(screened.stdout)["ranking"]
+    assert entry["method"] == method and entry["status"] == "ok"
+    compared = runner.invoke(
+        app, ["compare", "mlp", "--methods", f"{method},sgd-grid", "--grid", "0.1", *quick, "--out", str(tmp_path / "compare")]
+    )
+    assert compared.exit_code == 0, compared.output
+    (architecture,) = json.loads(compared.stdout)["architectures"]
+    assert architecture["alrao"]["status"] == "ok"  # the measured method's numbers: here the package's
+    saved = json.loads((tmp_path / "compare" / "results.json").read_text())["runs"]
+    assert [run["method"] for run in saved] == [method, "sgd"]
+    assert saved[0]["history"][-1]["rates"]["lr"] > 0
