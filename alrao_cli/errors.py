@@ -24,13 +24,15 @@ class AlraoUserError(Exception):
 
 
 class AlraoDivergedError(ArithmeticError):
-    """Training produced a non-finite loss: the run diverged.
+    """Training produced a non-finite loss, or one so large that the weights have blown up.
 
-    Divergence is an outcome, not a bug: a screen records it and moves on.
+    Divergence is an outcome, not a bug: a screen records it (status "diverged", the
+    message as its reason) and moves on. ``message`` replaces the default wording where
+    the caller knows more (which loss, which epoch, the level it crossed).
     """
 
-    def __init__(self, step: int, loss: float) -> None:
-        super().__init__(f"loss became {loss} at step {step}")
+    def __init__(self, step: int, loss: float, message: str | None = None) -> None:
+        super().__init__(message or f"loss became {loss} at step {step}")
         self.step = step
         self.loss = loss
 

@@ -94,3 +94,19 @@ def run_result(
         key=key, arch=arch, method=method, lr=lr, seed=seed, status=status, reason=reason, params=params,
         seconds=seconds, history=history, copy_lrs=copy_lrs,
     )
+
+
+def stop_at(step: int, key_part: str = "", stop=None):
+    """An event listener that stops a study (Ctrl-C, or ``stop()``) right after the run whose
+    key contains ``key_part`` checkpointed ``step``: use it with ``study.driver.listening``,
+    or as ``train_run``'s ``on_progress``."""
+
+    def listener(event) -> None:
+        if getattr(event, "checkpointed", False) and event.step == step and key_part in event.key:
+            (stop or _ctrl_c)()
+
+    return listener
+
+
+def _ctrl_c() -> None:
+    raise KeyboardInterrupt

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 from rich.console import Console
+from support import HEAD_FIRST_MODEL, NEEDS_WIDTH_MODEL
 
 from alrao_cli.alrao import AlraoSGD
-from alrao_cli.study.check import CHECK_ITEMS, ArchCheck, check_architecture, failure_reason, run_checks
+from alrao_cli.data.load import load_data
+from alrao_cli.data.spec import DataSpec
+from alrao_cli.errors import AlraoUserError
 from alrao_cli.report.check import (
     check_json,
     check_junit_path,
@@ -23,11 +26,20 @@ from alrao_cli.report.check import (
     note_lines,
     write_junit,
 )
-from alrao_cli.data.spec import DataSpec
-from alrao_cli.data.load import load_data
-from alrao_cli.errors import AlraoUserError
 from alrao_cli.sources.registry import list_zoo
-from support import HEAD_FIRST_MODEL, NEEDS_WIDTH_MODEL
+from alrao_cli.study import check as check_module
+from alrao_cli.study import checkpoint as checkpoint_module
+from alrao_cli.study.attempt import failure_line
+from alrao_cli.study.check import (
+    CHECK_ITEMS,
+    ArchCheck,
+    check_architecture,
+    failure_reason,
+    run_checks,
+    torch_threads,
+)
+from alrao_cli.study.checkpoint import CHECKPOINT_FORMAT, Checkpoint, UnusableCheckpoint
+from alrao_cli.study.methods.alrao import AlraoLearner, AlraoSGDMethod
 
 HEADER = """\
 import math
@@ -457,6 +469,76 @@ def test_serialize_fails_when_the_optimizer_state_is_lost(data, monkeypatch):
     assert "optimizer's state did not come through" in result.items[CHECK_ITEMS.index("serialize")].reason
 
 
+SERIALIZE = CHECK_ITEMS.index("serialize")
+
+
+def test_serialize_writes_and_reads_the_run_checkpoint(data, monkeypatch):
+    written = []
+    save = Checkpoint.save
+
+    def keep_a_copy(checkpoint, learner, position, device=None):
+        save(checkpoint, learner, position, device)
+        written.append(torch.load(checkpoint.path, weights_only=True))
+
+    monkeypatch.setattr(Checkpoint, "save", keep_a_copy)
+    result = check_architecture("mlp", data)
+    assert result.passed, failure_lines([result])
+    (state,) = written
+    assert state["format"] == CHECKPOINT_FORMAT and state["key"] == "mlp"
+    assert {"learner", "rng", "python_rng", "numpy_rng", "history", "step"} <= set(state)
+    assert set(state["learner"]) == {"model", "optimizer"}  # the screen's learner's own state dict
+    assert result.items[SERIALIZE].detail.endswith(" of state")
+
+
+def test_serialize_fails_when_the_run_checkpoint_cannot_be_written(data, monkeypatch):
+    def full_disk(path, write):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module, "write_atomic_with", full_disk)
+    result = check_architecture("mlp", data)
+    assert statuses(result)[SERIALIZE:] == ["failed", "skipped"]
+    assert result.items[SERIALIZE].reason.startswith("OSError: [Errno 28] No space left on device")
+
+
+def test_serialize_fails_when_the_run_checkpoint_does_not_load_back(data, monkeypatch):
+    def damaged(state):
+        raise UnusableCheckpoint("it is damaged (KeyError: 'epoch')")
+
+    monkeypatch.setattr(checkpoint_module, "_position", damaged)
+    result = check_architecture("mlp", data)
+    assert statuses(result)[SERIALIZE] == "failed"
+    assert result.items[SERIALIZE].reason == (
+        "the run checkpoint of the trained model does not load back: it is damaged (KeyError: 'epoch')"
+    )
+
+
+def test_wrap_and_train_go_through_the_screens_alrao_learner(data, monkeypatch):
+    wrapped, stepped = [], []
+    learner, train_step = AlraoSGDMethod.learner, AlraoLearner.train_step
+    monkeypatch.setattr(AlraoSGDMethod, "learner", lambda *args: wrapped.append(1) or learner(*args))
+    monkeypatch.setattr(AlraoLearner, "train_step", lambda *args: stepped.append(1) or train_step(*args))
+    assert check_architecture("mlp", data, steps=3).passed
+    # wrap, two reloads (serialize), the second run (deterministic); the train item twice,
+    # three single steps (serialize: two reloads and the original)
+    assert (len(wrapped), len(stepped)) == (4, 3 + 3 + 3)
+
+
+def test_checks_run_on_one_thread_and_give_the_count_back(data, monkeypatch):
+    seen = []
+
+    def record(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return ArchCheck("mlp", ())
+
+    monkeypatch.setattr(check_module, "check_architecture", record)
+    threads = torch.get_num_threads()
+    run_checks(["mlp", "cnn1d"], data)
+    assert seen == [1, 1] and torch.get_num_threads() == threads
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("a failing block gives the count back too")
+    assert torch.get_num_threads() == threads
+
+
 def test_fewer_than_two_steps_is_a_user_error(data):
     with pytest.raises(AlraoUserError, match="at least 2"):
         run_checks(["mlp"], data, steps=1)
@@ -465,6 +547,22 @@ def test_fewer_than_two_steps_is_a_user_error(data):
 def test_failure_reason_is_type_and_message_on_one_line():
     assert failure_reason(KeyError("a\n  b")) == "KeyError: 'a\\n b'"
     assert failure_reason(AlraoUserError("bad input", hint="fix it")) == "bad input (fix it)"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("first line\nsecond line"),
+        AlraoUserError("bad  input\nhere", hint="fix it"),
+        RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+        ValueError(""),
+    ],
+    ids=["bug", "user-error", "out-of-memory", "no-message"],
+)
+def test_check_and_screen_share_one_failure_rule(error):
+    """Raised outside model code, a check's reason is the screen's line itself (no location to add)."""
+    assert failure_reason(error) == failure_line(error)
+    assert "\n" not in failure_line(error) and "  " not in failure_line(error)
 
 
 def test_failure_lines_name_arch_item_and_reason(mixed_results, model_files):

@@ -214,7 +214,8 @@ def test_real_subprocess_screen(tmp_path):
     assert [re.match(r"│ (\d) │ (\w+)", row).groups() for row in rows] in (
         [("1", "mlp"), ("2", "cnn1d")], [("1", "cnn1d"), ("2", "mlp")],
     )
-    assert lines[-1].startswith("└") and lines[-1].endswith("┘")
+    bottom = next(i for i, line in enumerate(lines) if line.startswith("└"))
+    assert lines[bottom].endswith("┘") and "noise is unmeasured" in " ".join(lines[bottom + 1:])
     runs = load_results(out)["runs"]
     assert {run["arch"] for run in runs} == {"mlp", "cnn1d"}
     assert all(run["history"][-1]["val_loss"] < 10 for run in runs)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
+import subprocess
+import sys
 import textwrap
 import urllib.error
 from pathlib import Path
@@ -15,11 +18,17 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from alrao_cli.data import imagefolder
-from alrao_cli.data.datasets import Augmentation, InMemoryDataset, LazyImageDataset, Normalization
-from alrao_cli.data.spec import DataSpec
 from alrao_cli.data.batches import batches, num_batches
+from alrao_cli.data.datasets import (
+    Augmentation,
+    InMemoryDataset,
+    LazyImageDataset,
+    Normalization,
+)
+from alrao_cli.data.factory import LABEL_SAMPLE
 from alrao_cli.data.load import load_data
-from alrao_cli.data.mnist1d import mnist1d_arrays
+from alrao_cli.data.mnist1d import MNIST1D_ARGUMENTS, cache_path, mnist1d_arrays
+from alrao_cli.data.spec import DataSpec
 from alrao_cli.errors import AlraoUserError
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -115,6 +124,50 @@ def test_mnist1d_cache_is_reused_and_generation_leaves_global_rngs_alone(
     cached[0].write_bytes(b"not a zip file")
     repaired, _ = mnist1d_arrays()
     assert calls == [1, 1] and np.array_equal(repaired, inputs)
+
+
+@pytest.mark.parametrize("damage", [b"", "truncated"], ids=["empty", "truncated"])
+def test_an_empty_or_truncated_mnist1d_cache_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: bytes | str
+) -> None:
+    import mnist1d.data
+
+    monkeypatch.setenv("ALRAO_CACHE_DIR", str(tmp_path))
+    calls: list[int] = []
+    monkeypatch.setattr(mnist1d.data, "make_dataset", fake_mnist1d(calls))
+    inputs, _ = mnist1d_arrays()
+    path = cache_path()
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 100] if damage == "truncated" else damage)
+    rebuilt, _ = mnist1d_arrays()
+    assert calls == [1, 1] and np.array_equal(rebuilt, inputs)
+    assert path.read_bytes() == whole  # the damaged file was replaced
+
+
+def test_reading_the_mnist1d_cache_does_not_import_the_mnist1d_package(shared_cache: Path) -> None:
+    code = (
+        "import sys\n"
+        "from alrao_cli.data.load import load_data\n"
+        "from alrao_cli.data.spec import DataSpec\n"
+        "assert load_data(DataSpec()).info.train_size == 3600\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'mnist1d'))\n"
+    )
+    environment = {**os.environ, "ALRAO_CACHE_DIR": str(shared_cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_cached_dataset_is_the_mnist1d_packages_default() -> None:
+    """The arguments written out to name the cache are the package's own defaults."""
+    from mnist1d.data import get_dataset_args
+
+    defaults = get_dataset_args(as_dict=True)
+    defaults.pop("url", None)
+    assert defaults == MNIST1D_ARGUMENTS
+    assert cache_path().name == "mnist1d-5c9c9f8289509c7b.npz"  # the name caches already have
 
 
 def test_spec_is_picklable() -> None:
@@ -512,6 +565,72 @@ def test_python_factory_classes_attribute_and_subset(tmp_path: Path) -> None:
     loaded = load_data(DataSpec(f"python:{path}:named", subset=7))
     assert loaded.info.num_classes == 7
     assert (len(loaded.train), len(loaded.val)) == (7, 1)
+
+
+COUNTING_FACTORY = """
+import torch
+from torch.utils.data import Dataset
+
+class Counting(Dataset):
+    '''`size` examples, example i labelled `label_of(i)`; counts the examples read.'''
+
+    def __init__(self, size, label_of):
+        self.size, self.label_of, self.reads = size, label_of, 0
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return torch.full((3,), float(index)), self.label_of(index)
+
+def sorted_by_class():
+    return Counting(10_000, lambda i: i * 7 // 10_000), Counting(100, lambda i: i % 7)
+
+def one_bad_label():
+    return Counting(10_000, lambda i: 99 if i == 5000 else i % 5), Counting(100, lambda i: i % 5)
+
+def named():
+    train = Counting(10_000, lambda i: i % 3)
+    train.classes = ["a", "b", "c", "d"]
+    return train, Counting(100, lambda i: i % 4)
+"""
+
+
+def test_a_large_dataset_is_sampled_not_read_through_at_load_time(tmp_path: Path) -> None:
+    path = write_factory(tmp_path, COUNTING_FACTORY)
+    loaded = load_data(DataSpec(f"python:{path}:sorted_by_class"))
+    assert (loaded.info.task, loaded.info.num_classes) == ("classification", 7)  # the last class is found
+    assert loaded.train.reads <= LABEL_SAMPLE + 3  # item 0 is also read to check the pair and the shape
+    named = load_data(DataSpec(f"python:{path}:named"))
+    assert named.info.num_classes == 4 and named.train.reads <= 3  # declared classes: nothing to count
+
+
+def test_a_label_the_sample_missed_fails_when_training_reads_it(tmp_path: Path) -> None:
+    path = write_factory(tmp_path, COUNTING_FACTORY)
+    loaded = load_data(DataSpec(f"python:{path}:one_bad_label"))
+    assert loaded.info.num_classes == 5  # example 5000 is not among the sampled ones
+    with pytest.raises(AlraoUserError) as raised:
+        for _ in batches(loaded.train, 1000, shuffle=False, seed=0, epoch=0):
+            pass
+    assert "example 5000 of the training dataset" in raised.value.message
+    assert "class label 99, outside the 5 classes" in raised.value.message
+    assert "`classes`" in raised.value.hint
+
+
+VAL_LABEL_BEYOND_TRAIN = """
+import torch
+from torch.utils.data import TensorDataset
+
+def make():
+    return TensorDataset(torch.randn(8, 2), torch.arange(8) % 3), TensorDataset(torch.randn(4, 2), torch.arange(4))
+"""
+
+
+def test_validation_labels_held_as_tensors_are_checked_at_load_time(tmp_path: Path) -> None:
+    path = write_factory(tmp_path, VAL_LABEL_BEYOND_TRAIN)
+    with pytest.raises(AlraoUserError, match="validation dataset .* has the class label 3, but there are 3 classes"):
+        load_data(DataSpec(f"python:{path}:make"))
 
 
 def test_python_factory_regression(tmp_path: Path) -> None:

@@ -255,7 +255,6 @@ def test_load_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
     ],
 )
 def test_older_keys_are_read_as_the_plan_now_writes_them(tmp_path: Path, written, method, lr, seed, read) -> None:
-    from alrao_cli.study.spec import MethodSpec
     from alrao_cli.results.records import run_key
 
     study = StudyResult(kind="compare", config={}, runs=(run(written, method=method, lr=lr, seed=seed),),

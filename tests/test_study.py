@@ -18,15 +18,15 @@ from typer.testing import CliRunner
 
 from alrao_cli.cli import app as cli
 from alrao_cli.study import driver as study
-from alrao_cli.study import train
 from alrao_cli.cli.app import app
 from alrao_cli.config.schema import build_config
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.study.spec import RunStarted
 from alrao_cli.study.executor import SequentialExecutor
-from alrao_cli.study.attempt import checkpoint_path, execute_run
-from alrao_cli.study.driver import run_study
-from support import without_seconds, write_files
+from alrao_cli.study.attempt import execute_run
+from alrao_cli.study.checkpoint import checkpoint_path
+from alrao_cli.study.driver import listening, run_study
+from support import without_seconds, write_files, stop_at
 
 runner = CliRunner()
 QUICK = ["--subset", "96", "--epochs", "2", "--batch-size", "8", "--no-plots"]
@@ -84,22 +84,6 @@ def models(tmp_path) -> Path:
     return write_files(tmp_path / "models", MODELS)
 
 
-def stop_after_save(monkeypatch, step: int, key_part: str = "", stop=None) -> None:
-    """Ctrl-C (or ``stop()``) right after the run whose key contains ``key_part`` checkpoints ``step``."""
-    original = train._Run._save
-
-    def save(run, learner, start):
-        original(run, learner, start)
-        if run.step == step and key_part in run.spec.key:
-            (stop or _ctrl_c)()
-
-    monkeypatch.setattr(train._Run, "_save", save)
-
-
-def _ctrl_c() -> None:
-    raise KeyboardInterrupt
-
-
 def saved_runs(run_dir: Path) -> dict[str, dict]:
     runs = json.loads((run_dir / "results.json").read_text())["runs"]
     return {run["key"]: run for run in runs}
@@ -152,8 +136,7 @@ def test_resume_from_another_folder_continues_the_run_in_flight(models, tmp_path
     options = {**QUICK_CONFIG, "archs": ["mlp", "models/good.py"], "checkpoint_every": 5}
     config = build_config(None, {**options, "out": "run"})
     reference = run_study(build_config(None, {**options, "out": "ref"}), "screen")
-    with monkeypatch.context() as patch:
-        stop_after_save(patch, step=15, key_part="good.py")
+    with listening(stop_at(step=15, key_part="good.py")):
         assert run_study(config, "screen").interrupted
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -166,8 +149,7 @@ def test_resume_from_another_folder_continues_the_run_in_flight(models, tmp_path
 
 def test_resume_stops_with_a_usage_error_when_the_model_in_flight_no_longer_builds(models, tmp_path, monkeypatch):
     config = build_config(None, {**QUICK_CONFIG, "archs": ["mlp", str(models / "good.py")], "out": str(tmp_path / "run")})
-    with monkeypatch.context() as patch:
-        stop_after_save(patch, step=12, key_part="good.py")
+    with listening(stop_at(step=12, key_part="good.py")):
         run_study(config, "screen")
     (models / "good.py").rename(models / "moved.py")
     with pytest.raises(AlraoUserError, match="--resume: .*good.py no longer builds: model file not found"):
@@ -232,16 +214,16 @@ def test_sgd_rows_of_an_architecture_alrao_cannot_wrap_still_run(models, tmp_pat
 # -- interruption -----------------------------------------------------------------------------
 def test_ctrl_c_prints_a_resume_command_the_shell_can_run(tmp_path, monkeypatch):
     out = tmp_path / "my run"
-    stop_after_save(monkeypatch, step=12)
-    result = runner.invoke(app, ["screen", "mlp", *QUICK, "--out", str(out), "--quiet"])
+    with listening(stop_at(step=12)):
+        result = runner.invoke(app, ["screen", "mlp", *QUICK, "--out", str(out), "--quiet"])
     assert result.exit_code == 130
     assert f"alrao screen --resume {shlex.quote(str(out))}" in result.output
 
 
 def test_sigterm_stops_like_ctrl_c_with_exit_code_143(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    stop_after_save(monkeypatch, step=12, stop=lambda: os.kill(os.getpid(), signal.SIGTERM))
-    result = runner.invoke(app, ["screen", "mlp", "cnn1d", *QUICK, "--out", str(out), "--quiet"])
+    with listening(stop_at(step=12, stop=lambda: os.kill(os.getpid(), signal.SIGTERM))):
+        result = runner.invoke(app, ["screen", "mlp", "cnn1d", *QUICK, "--out", str(out), "--quiet"])
     assert result.exit_code == 143, result.output
     assert "terminated (SIGTERM)" in result.output and f"--resume {out}" in result.output
     assert json.loads((out / "results.json").read_text())["interrupted"] is True
@@ -252,8 +234,7 @@ def test_compare_resume_after_an_interruption_equals_an_uninterrupted_compare(tm
     argv = ["compare", "mlp", *QUICK, "--grid", "0.1,1", "--no-adam", "--quiet"]
     reference, out = tmp_path / "reference", tmp_path / "run"
     assert runner.invoke(app, [*argv, "--out", str(reference)]).exit_code == 0
-    with monkeypatch.context() as patch:
-        stop_after_save(patch, step=12, key_part="lr=0.1|")  # the second run, after its first epoch
+    with listening(stop_at(step=12, key_part="lr=0.1|")):  # the second run, after its first epoch
         assert runner.invoke(app, [*argv, "--out", str(out)]).exit_code == 130
     assert list(saved_runs(out)) == ["mlp|alrao|seed=0"]
     resumed = runner.invoke(app, ["compare", "--resume", str(out), "--quiet"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from dataclasses import replace
@@ -11,14 +12,21 @@ import numpy as np
 import pytest
 import torch
 
-from alrao_cli.study import train
-from alrao_cli.data.spec import DataSpec
-from alrao_cli.errors import AlraoUserError, is_out_of_memory
-from alrao_cli.study.spec import AlraoOptions, MethodSpec
 from alrao_cli.data.load import cached_data
+from alrao_cli.data.spec import DataSpec
+from alrao_cli.errors import AlraoDivergedError, AlraoUserError, is_out_of_memory
+from alrao_cli.study import train
+
+from support import stop_at
 from alrao_cli.study.attempt import execute_run, failure_reason
-from alrao_cli.study.spec import Budget, RunSpec
-from alrao_cli.study.train import accumulator_dtype, blow_up_level, build_learner, train_run
+from alrao_cli.study.checkpoint import checkpoint_path
+from alrao_cli.study.spec import AlraoOptions, Budget, MethodSpec, RunSpec
+from alrao_cli.study.train import (
+    accumulator_dtype,
+    blow_up_level,
+    build_learner,
+    train_run,
+)
 
 DATA = DataSpec(subset=96)  # MNIST-1D: 96 training examples, 24 validation, [40] inputs, 10 classes
 ALRAO = MethodSpec("alrao", options=AlraoOptions(lr_min=1e-3, lr_max=1.0, copies=3))
@@ -117,21 +125,6 @@ def numbers(result) -> dict:
     return plain
 
 
-class Interrupt:
-    """Patch for ``_Run._save``: saves as usual, then raises Ctrl-C after the save at ``step``."""
-
-    def __init__(self, monkeypatch, step: int) -> None:
-        self.step = step
-        original = train._Run._save
-
-        def save(run, learner, start):
-            original(run, learner, start)
-            if run.step == self.step:
-                raise KeyboardInterrupt
-
-        monkeypatch.setattr(train._Run, "_save", save)
-
-
 def scramble_generators() -> None:
     torch.manual_seed(12345)
     random.seed(12345)
@@ -153,10 +146,8 @@ def test_a_run_resumed_mid_epoch_equals_an_uninterrupted_one(models, tmp_path, m
     reference = train_run(spec, data)
 
     checkpoint = tmp_path / "run.pt"
-    with monkeypatch.context() as patch:
-        Interrupt(patch, step=15)  # 12 steps an epoch: inside the second
-        with pytest.raises(KeyboardInterrupt):
-            train_run(spec, data, checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(spec, data, checkpoint, stop_at(step=15))  # 12 steps an epoch: inside the second
     saved = torch.load(checkpoint, weights_only=True)  # the safe loader reads every generator state
     assert (saved["step"], saved["epoch"], saved["batch"]) == (15, 1, 3)
     scramble_generators()
@@ -170,34 +161,60 @@ def test_a_run_resumed_mid_epoch_equals_an_uninterrupted_one(models, tmp_path, m
 def test_a_checkpoint_of_another_configuration_is_ignored(models, tmp_path, monkeypatch):
     data = cached_data(DATA)
     checkpoint = tmp_path / "run.pt"
-    with monkeypatch.context() as patch:
-        Interrupt(patch, step=12)
-        with pytest.raises(KeyboardInterrupt):
-            train_run(spec_of(models, "Noisy"), data, checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(spec_of(models, "Noisy"), data, checkpoint, stop_at(step=12))
     other = spec_of(models, "Noisy", method=replace(ALRAO, options=replace(ALRAO.options, lr_max=0.5)))
     assert other.key == spec_of(models, "Noisy").key
     assert numbers(train_run(other, data, checkpoint)) == numbers(train_run(other, data))
 
 
-def test_checkpoints_are_also_written_by_time_inside_an_epoch(models, tmp_path, monkeypatch):
+def test_checkpoints_are_also_written_by_time_inside_an_epoch(models, tmp_path):
     saved_at: list[int] = []
-    original = train._Run._save
 
-    def record(run, learner, start):
-        saved_at.append(run.step)
-        original(run, learner, start)
+    def record(progress) -> None:
+        if progress.checkpointed:
+            saved_at.append(progress.step)
 
-    monkeypatch.setattr(train._Run, "_save", record)
     data = cached_data(DATA)
-    train_run(spec_of(models, "Noisy", checkpoint_seconds=None), data, tmp_path / "a.pt")
+    train_run(spec_of(models, "Noisy", checkpoint_seconds=None), data, tmp_path / "a.pt", record)
     assert saved_at == [12, 24]  # epoch ends only
     saved_at.clear()
-    train_run(spec_of(models, "Noisy", checkpoint_seconds=0.0), data, tmp_path / "b.pt")
+    train_run(spec_of(models, "Noisy", checkpoint_seconds=0.0), data, tmp_path / "b.pt", record)
     assert saved_at[:3] == [1, 2, 3]  # every step, when every step is "10 minutes later"
     assert RunSpec.__dataclass_fields__["checkpoint_seconds"].default == 600.0
 
 
+def test_an_unreadable_checkpoint_costs_a_restart_with_a_notice(models, tmp_path, caplog):
+    data = cached_data(DATA)
+    spec = spec_of(models, "Noisy")
+    checkpoint = tmp_path / "run.pt"
+    checkpoint.write_bytes(b"")  # what a full disk may leave behind
+    with caplog.at_level(logging.WARNING, logger="alrao_cli.study.train"):
+        resumed = train_run(spec, data, checkpoint)
+    assert numbers(resumed) == numbers(train_run(spec, data))
+    (notice,) = [record.getMessage() for record in caplog.records]
+    assert notice.startswith(f"{spec.key}: ignoring the checkpoint {checkpoint}: it cannot be read")
+    assert notice.endswith("; starting afresh")
+
+
+def test_a_run_with_a_very_long_key_checkpoints_and_logs_its_failure(models, tmp_path):
+    long = spec_of(models, "Crashes", checkpoint_every=5)
+    long = replace(long, key=f"{'x' * 300}|{long.key}", label="x" * 300)
+    result = execute_run(long, tmp_path)  # file names longer than 255 bytes used to crash here
+    assert result.status == "failed" and len(result.history) == 1
+    log = Path(result.reason.split("(traceback: ")[1].rstrip(")"))
+    assert log.is_file() and len(log.name) < 255
+    assert checkpoint_path(tmp_path, long.key).is_file()
+
+
 # -- divergence -------------------------------------------------------------------------------
+def test_divergence_is_the_one_diverged_error_with_the_loops_words():
+    assert str(AlraoDivergedError(3, math.nan)) == "loss became nan at step 3"
+    worded = AlraoDivergedError(7, math.inf, "validation loss became inf at step 7 (epoch 2)")
+    assert (str(worded), worded.step, worded.loss) == ("validation loss became inf at step 7 (epoch 2)", 7, math.inf)
+    assert not hasattr(train, "_Diverged")
+
+
 def test_the_blow_up_level_is_100_times_the_larger_of_the_first_loss_and_ln_k():
     assert blow_up_level(None, 10, "classification") == math.inf
     assert blow_up_level(2.0, 10, "classification") == pytest.approx(100 * math.log(10))

@@ -24,6 +24,8 @@ from alrao_cli.cli.options import (
     HeadOpt,
     JsonOpt,
     DebugOpt,
+    WorkersOpt,
+    RayAddressOpt,
 )
 
 if typing.TYPE_CHECKING:
@@ -60,6 +62,8 @@ def check(
     steps: Annotated[int, typer.Option("--steps", min=2, help="Alrao-SGD steps of the overfit check.")] = 5,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the checks (default 0, or the config's seed).")] = None,
     junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="Also write a JUnit XML report here (for CI).")] = None,
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -74,20 +78,17 @@ def check(
       alrao check                                  [dim]# the zoo, on MNIST-1D shapes[/]
       alrao check models/\\[!_]*.py --junit-xml reports/alrao.xml
       alrao check my_models.py:Net --head classifier.3
+      alrao check --workers 2                      [dim]# two architectures at once, on Ray[/]
     """
     import time
     from dataclasses import replace
 
-    import torch
-
-    from alrao_cli.study.check import run_checks
+    from alrao_cli.config.schema import build_execution
+    from alrao_cli.study.executor import open_executor
     from alrao_cli.report.check import check_json, check_junit_path, check_table, message_lines, write_junit
-    from alrao_cli.data.load import load_data
+    from alrao_cli.data.load import cached_data
     from alrao_cli.study.plan import data_spec_of, skipped_note, zoo_fitting
 
-    # A check works on 16 examples: one thread is faster than two, and never stalls
-    # behind whatever else the CI machine runs.
-    torch.set_num_threads(1)
     try:
         start = time.perf_counter()
         flags = {
@@ -95,18 +96,23 @@ def check(
             "subset": subset, "val_fraction": val_fraction, "seed": seed,
         }
         study = _check_config(archs, config, head, flags)
+        execution = build_execution({"workers": workers, "ray_address": ray_address})
         if junit_xml is not None:
             check_junit_path(junit_xml)  # now, not after every check has run
         # No augmentation: a random crop would change the one fixed batch between runs.
-        loaded = load_data(replace(data_spec_of(study), augment=False))
+        data_spec = replace(data_spec_of(study), augment=False)
+        loaded = cached_data(data_spec)
         names, skipped = (list(study.archs), ()) if study.archs else zoo_fitting(loaded.info.input_shape)
         note = skipped_note(skipped, loaded.info.input_shape)
         if note:  # on stderr: --json output stays clean
             err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
         # Standard output is for the JSON alone: whatever a model file prints goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
-            results = run_checks(
-                names, loaded, steps=steps, seed=study.seed, model_kwargs=study.model_kwargs, heads=study.heads
+        with (
+            contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext(),
+            open_executor(execution) as executor,  # in this process, or side by side on Ray
+        ):
+            results = executor.check(
+                names, data_spec, steps=steps, seed=study.seed, model_kwargs=study.model_kwargs, heads=study.heads
             )
         seconds = time.perf_counter() - start
         if json_out:

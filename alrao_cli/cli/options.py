@@ -17,6 +17,7 @@ STUDY_PANEL = "Study"
 DATA_PANEL = "Data"
 BUDGET_PANEL = "Budget and method"
 OUTPUT_PANEL = "Output"
+PARALLEL_PANEL = "Parallel runs (Ray)"
 
 # One definition per option, shared by `screen` and `compare`.
 ArchArg = Annotated[
@@ -62,4 +63,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print only machine-readab
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final table.", rich_help_panel=OUTPUT_PANEL)]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.", rich_help_panel=OUTPUT_PANEL)]
 
-
+# Where runs execute (config.schema.ExecutionConfig): never saved with the study, so a
+# --resume may change them. Shared by screen, compare and check.
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help=help_for("workers"), rich_help_panel=PARALLEL_PANEL, show_default=False)]
+ThreadsPerRunOpt = Annotated[Optional[int], typer.Option("--threads-per-run", help=help_for("threads_per_run"), rich_help_panel=PARALLEL_PANEL, show_default=False)]
+RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", envvar="RAY_ADDRESS", help=help_for("ray_address"), rich_help_panel=PARALLEL_PANEL, show_default=False)]
+CpusPerRunOpt = Annotated[Optional[float], typer.Option("--cpus-per-run", help=help_for("cpus_per_run"), rich_help_panel=PARALLEL_PANEL, show_default=False)]
+GpusPerRunOpt = Annotated[Optional[float], typer.Option("--gpus-per-run", help=help_for("gpus_per_run"), rich_help_panel=PARALLEL_PANEL, show_default=False)]
+RetriesOpt = Annotated[Optional[int], typer.Option("--retries", help=help_for("retries"), rich_help_panel=PARALLEL_PANEL, show_default=False)]

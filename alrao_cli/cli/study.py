@@ -48,6 +48,12 @@ from alrao_cli.cli.options import (
     JsonOpt,
     QuietOpt,
     DebugOpt,
+    WorkersOpt,
+    ThreadsPerRunOpt,
+    RayAddressOpt,
+    CpusPerRunOpt,
+    GpusPerRunOpt,
+    RetriesOpt,
 )
 
 if typing.TYPE_CHECKING:
@@ -57,6 +63,9 @@ if typing.TYPE_CHECKING:
 # Flags whose config key has another name; every other study flag is its config key.
 _CONFIG_KEY_OF_FLAG = {"baseline": "baselines", "out_dir": "out"}
 _NOT_CONFIG = {"archs", "config", "resume", "force", "json_out", "quiet", "debug", "head", "methods"}
+# Where the runs execute: not part of the study (config.schema.ExecutionConfig), so a
+# --resume takes them from its own flags.
+_EXECUTION = ("workers", "threads_per_run", "ray_address", "cpus_per_run", "gpus_per_run", "retries")
 
 
 def _study_options(
@@ -89,6 +98,12 @@ def _study_options(
     head: HeadOpt = None,
     fail_fast: FailFastOpt = None,
     checkpoint_every: CheckpointOpt = None,
+    workers: WorkersOpt = None,
+    threads_per_run: ThreadsPerRunOpt = None,
+    ray_address: RayAddressOpt = None,
+    cpus_per_run: CpusPerRunOpt = None,
+    gpus_per_run: GpusPerRunOpt = None,
+    retries: RetriesOpt = None,
     out_dir: OutOpt = None,
     plots: PlotsOpt = None,
     json_out: JsonOpt = False,
@@ -105,8 +120,9 @@ def _study_command(kind: str, doc: str, without: set[str]):
         given = {
             _CONFIG_KEY_OF_FLAG.get(name, name): value
             for name, value in options.items()
-            if name not in _NOT_CONFIG and value is not None and value != []
+            if name not in _NOT_CONFIG and name not in _EXECUTION and value is not None and value != []
         }
+        execution = {name: options[name] for name in _EXECUTION}
         if options["archs"]:
             given["archs"] = list(options["archs"])
         if "out" in given:
@@ -115,7 +131,10 @@ def _study_command(kind: str, doc: str, without: set[str]):
             given["heads"] = {"*": options["head"]}
         if options.get("methods"):
             given.update(split_compare_methods(options["methods"]))
-        _run_study(kind, options["resume"], options["force"], options["config"], given, options["json_out"], options["quiet"], options["debug"])
+        _run_study(
+            kind, options["resume"], options["force"], options["config"], given, execution,
+            options["json_out"], options["quiet"], options["debug"],
+        )
 
     hints = typing.get_type_hints(_study_options, include_extras=True)
     signature = inspect.signature(_study_options)
@@ -131,11 +150,11 @@ def _study_command(kind: str, doc: str, without: set[str]):
 
 
 def _run_study(
-    kind: str, resume: Path | None, force: bool, config_path: Path | None, overrides: dict,
+    kind: str, resume: Path | None, force: bool, config_path: Path | None, overrides: dict, execution_flags: dict,
     json_out: bool, quiet: bool, debug: bool,
 ) -> None:
     from alrao_cli.report import console as summary
-    from alrao_cli.config.schema import build_config
+    from alrao_cli.config.schema import build_config, build_execution
     from alrao_cli.config.yaml_io import load_config_file
     from alrao_cli.report.live import RichObserver
     from alrao_cli.study.driver import run_study
@@ -146,6 +165,7 @@ def _run_study(
         try:
             file_values = load_config_file(config_path) if config_path else None
             config = build_config(file_values, overrides)
+            execution = build_execution(execution_flags)
             if force and resume is None:
                 raise AlraoUserError("--force only applies with --resume", hint="add --resume RUN_DIR, or drop --force")
             if resume is not None and (config_path or overrides):
@@ -155,10 +175,12 @@ def _run_study(
             if json_out or quiet:
                 # Standard output is for the JSON alone: whatever a model file prints goes to stderr.
                 with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
-                    outcome = run_study(config, kind, resume=resume, force=force)
+                    outcome = run_study(config, kind, resume=resume, force=force, execution=execution)
             else:
                 with RichObserver(err) as observer:
-                    outcome = run_study(config, kind, resume=resume, force=force, observer=observer)
+                    outcome = run_study(
+                        config, kind, resume=resume, force=force, observer=observer, execution=execution
+                    )
             summary.print_outcome(outcome, out=out, err=err, json_out=json_out, quiet=quiet)
         except AlraoUserError as error:
             fail(error, debug)
@@ -185,6 +207,7 @@ SCREEN_HELP = """Train every architecture once with Alrao-SGD and rank them by v
       alrao screen mlp cnn1d my_models.py:Net --epochs 20
       alrao screen torchvision:resnet18 --data cifar10 --data-dir ~/data --device cuda
       alrao screen --baseline sgd-grid --baseline adam   [dim]# add tuned-SGD and Adam columns[/]
+      alrao screen --workers 2                       [dim]# two runs at once, on Ray (docs/scale.md)[/]
       alrao screen --json | jq '.ranking[0]'
     """
 

@@ -81,6 +81,50 @@ class StudyConfig:
 
 DEFAULTS = StudyConfig()
 
+
+@dataclass(frozen=True, slots=True)
+class ExecutionConfig:
+    """Where the runs of a study execute: how many at once, on which machines, with what.
+
+    None of it changes what a run computes (each run's numbers depend on its own spec and
+    seed), so it is not part of :class:`StudyConfig` and is not saved with the study: a
+    study's files are the same whichever way it ran, and ``--resume`` takes these afresh
+    from its own flags (a study begun one run at a time may go on with workers, or the
+    other way round). Build it with :func:`build_execution` to check it.
+
+    The one caveat is ``threads_per_run``: torch splits a CPU operation's sums between
+    threads, so runs are bit-identical only at the same number of threads per run.
+    """
+
+    workers: int | None = None  # runs at once; None: 1 on this machine, as many as fit on a Ray cluster
+    threads_per_run: int | None = None  # torch threads per run; None: cores // workers on Ray, torch's own in-process
+    ray_address: str | None = None  # an existing Ray cluster to join; None: a local Ray for the command
+    cpus_per_run: float | None = None  # CPUs Ray reserves per run; None: threads_per_run
+    gpus_per_run: float = 0.0  # GPUs Ray reserves per run; a fraction packs several runs on one GPU
+    retries: int = 2  # times a run whose worker process died is tried again, from its last checkpoint
+
+    @property
+    def uses_ray(self) -> bool:
+        """Runs go to Ray with several workers, a cluster, or resources asked per run."""
+        return (
+            (self.workers or 1) > 1 or self.ray_address is not None
+            or self.cpus_per_run is not None or self.gpus_per_run > 0
+        )
+
+    @property
+    def asked_for_ray(self) -> str:
+        """The flag that asked for Ray, as the user gave it: for messages."""
+        if (self.workers or 1) > 1:
+            return f"--workers {self.workers}"
+        if self.ray_address is not None:
+            return f"--ray-address {self.ray_address}"
+        if self.gpus_per_run > 0:
+            return f"--gpus-per-run {self.gpus_per_run:g}"
+        return f"--cpus-per-run {self.cpus_per_run:g}" if self.cpus_per_run is not None else "--workers 1"
+
+
+EXECUTION_DEFAULTS = ExecutionConfig()
+
 _Source = Literal["file", "flags"]
 _Coercer = Callable[[Any, str], Any]
 """Turns a raw value into the typed one, or raises AlraoUserError naming ``where`` it came from."""
@@ -297,6 +341,27 @@ _COERCERS: dict[str, _Coercer] = {
 }
 
 
+_EXECUTION_COERCERS: dict[str, _Coercer] = {
+    "workers": _optional(_integer(1, "2")),
+    "threads_per_run": _optional(_integer(1, "1")),
+    "ray_address": _optional(_text),
+    "cpus_per_run": _optional(_number(lambda cpus: cpus > 0, "positive", "2")),
+    "gpus_per_run": _number(lambda gpus: gpus >= 0, "zero or positive", "0.25"),
+    "retries": _integer(0, "2"),
+}
+
+
+def build_execution(flags: Mapping[str, Any]) -> ExecutionConfig:
+    """A checked :class:`ExecutionConfig` from the flags given (None: not given, the default)."""
+    values: dict[str, Any] = {}
+    for name, value in flags.items():
+        if name not in _EXECUTION_COERCERS:
+            raise AlraoUserError(f"unknown execution option {name!r}", hint=did_you_mean(name, _EXECUTION_COERCERS))
+        if value is not None:
+            values[name] = _EXECUTION_COERCERS[name](value, "--" + name.replace("_", "-"))
+    return ExecutionConfig(**values)
+
+
 def parse_grid(text: str, where: str = "--grid") -> tuple[float, ...]:
     """SGD rates from ``1e-5,1e-4,0.1`` or ``LOW:HIGH:COUNT`` (log-spaced, both ends included)."""
     text = text.strip()
@@ -493,14 +558,33 @@ OPTION_HELP: dict[str, str] = {name: text for _, options in EXAMPLE_SECTIONS for
 """One line of why for each option: the ``--help`` of its flag and its comment in ``alrao init``'s file."""
 
 
+EXECUTION_HELP: dict[str, str] = {
+    "workers": "runs at once, each in its own process, on Ray (default 1: one after the other in this "
+    "process; with --ray-address: as many as the cluster's resources fit)",
+    "threads_per_run": "torch threads of each run (default on Ray: this machine's cores divided by "
+    "--workers; runs are bit-identical only at the same threads per run)",
+    "ray_address": "join this Ray cluster (ray start --head prints it; auto: the one on this machine) "
+    "instead of starting a local Ray for the command",
+    "cpus_per_run": "CPUs Ray reserves for each run (default --threads-per-run)",
+    "gpus_per_run": "GPUs Ray reserves for each run; a fraction like 0.25 packs four small runs on one GPU",
+    "retries": "times a run whose worker process died (killed, out of memory, node lost) is tried "
+    "again from its last checkpoint; an error in the model is a failed run, never retried",
+}
+"""The help lines of the :class:`ExecutionConfig` flags: where runs execute, not what they compute."""
+
+
 def help_for(name: str) -> str:
     """An option's help line for ``--help``, ending with its default where it has one.
 
-    Both come from here, so that a default changed in :class:`StudyConfig` shows in the
-    help at once rather than in a second copy that goes stale.
+    Both come from here, so that a default changed in :class:`StudyConfig` (or
+    :class:`ExecutionConfig`) shows in the help at once rather than in a second copy
+    that goes stale.
     """
-    default = getattr(DEFAULTS, name)
-    text = OPTION_HELP[name][:1].upper() + OPTION_HELP[name][1:]
+    lines, defaults = (EXECUTION_HELP, EXECUTION_DEFAULTS) if name in EXECUTION_HELP else (OPTION_HELP, DEFAULTS)
+    default = getattr(defaults, name)
+    if "(default" in lines[name]:
+        default = None  # the line says it: a default that depends on other options
+    text = lines[name][:1].upper() + lines[name][1:]
     if default is None or default == () or isinstance(default, bool):
         return text + "."
     shown = f"{default:g}" if isinstance(default, float) else str(default)

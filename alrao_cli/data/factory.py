@@ -34,8 +34,11 @@ def load_python_factory(spec: DataSpec, file: Path, factory_name: str) -> Loaded
         )
     returned = _call_factory(factory, file, factory_name, spec)
     train, val = _check_factory_result(returned, file, factory_name)
-    task, num_classes = _infer_task(train, file)
+    task, num_classes, labels_checked = _infer_task(train, file)
     train, val = _fast_if_tensors(train), _fast_if_tensors(val)
+    if task == "classification":
+        train = train if labels_checked else _labels_checked(train, num_classes, file, "training")
+        val = _labels_checked(val, num_classes, file, "validation")
     if spec.subset is not None:
         train = take_shuffled(train, spec.subset, spec.seed)
         val = take_shuffled(val, max(1, spec.subset // 4), spec.seed)
@@ -111,26 +114,112 @@ def _check_factory_result(returned: Any, file: Path, factory_name: str) -> tuple
     return train, val
 
 
-def _infer_task(train: Dataset, file: Path) -> tuple[str, int]:
-    """Classification for integer targets (num_classes: ``classes`` or max label + 1), regression for floats."""
+# A dataset whose labels are not held as one tensor is read for at most this many labels
+# when the data is loaded; the others are checked as training reads them.
+LABEL_SAMPLE = 256
+_CLASSES_HINT = "give the training dataset a `classes` attribute listing every class"
+
+
+def _infer_task(train: Dataset, file: Path) -> tuple[str, int, bool]:
+    """The task, its number of classes (outputs, for regression), and whether every label was checked.
+
+    The first example decides the task: integer targets are class labels, float targets
+    regression targets (as many outputs as the target has values). For classification,
+    without reading a large dataset through:
+
+    - labels held as one tensor (a ``TensorDataset`` of inputs and labels) are all read;
+    - otherwise at most :data:`LABEL_SAMPLE` examples are, spread evenly from the first to
+      the last (a dataset sorted by class shows its last class too);
+    - the number of classes is the length of the dataset's ``classes`` attribute where it
+      has one, else the largest label read plus one.
+
+    Labels not read here are checked when training reads them (:class:`CheckedLabels`):
+    one outside ``[0, num_classes)`` is an error that says how to declare the classes.
+    """
     target = torch.as_tensor(train[0][1])
     if target.is_floating_point():
-        return "regression", max(1, target.numel())
+        return "regression", max(1, target.numel()), True
     if target.dtype == torch.bool or target.is_complex() or target.numel() != 1:
         raise AlraoUserError(
             f"targets from {file} must be integer class labels or float regression targets, "
             f"got {target.dtype} of shape {tuple(target.shape)}"
         )
     classes = getattr(train, "classes", None)
-    if classes is not None:
-        return "classification", len(classes)
-    if isinstance(train, TorchTensorDataset) and len(train.tensors) == 2:
-        labels = train.tensors[1]
-    else:
-        labels = torch.as_tensor([int(torch.as_tensor(train[i][1])) for i in range(len(train))])
-    if int(labels.min()) < 0:
-        raise AlraoUserError(f"class labels from {file} must be >= 0, found {int(labels.min())}")
-    return "classification", int(labels.max()) + 1
+    labels = _held_labels(train)
+    if labels is None and classes is not None:
+        return "classification", len(classes), False  # declared: nothing to count
+    size = len(train)
+    checked = labels is not None or size <= LABEL_SAMPLE
+    if labels is None:
+        read = range(size) if size <= LABEL_SAMPLE else _spread(size, LABEL_SAMPLE)
+        labels = torch.as_tensor([int(torch.as_tensor(train[i][1])) for i in read])
+    num_classes = len(classes) if classes is not None else int(labels.max()) + 1
+    _check_label_range(labels, num_classes, file, "training")
+    return "classification", num_classes, checked
+
+
+def _check_label_range(labels: Tensor, num_classes: int, file: Path, role: str) -> None:
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0:
+        raise AlraoUserError(f"class labels from {file} must be >= 0, found {low}")
+    if high >= num_classes:
+        raise AlraoUserError(
+            f"the {role} dataset from {file} has the class label {high}, but there are {num_classes} classes "
+            f"(labels 0 to {num_classes - 1})",
+            hint=_CLASSES_HINT,
+        )
+
+
+def _labels_checked(dataset: Dataset, num_classes: int, file: Path, role: str) -> Dataset:
+    """``dataset`` with its labels checked: now where it holds them as a tensor, else as each is read."""
+    if isinstance(dataset, InMemoryDataset):
+        _check_label_range(dataset.targets, num_classes, file, role)
+        return dataset
+    return CheckedLabels(dataset, num_classes, file, role)
+
+
+def _held_labels(dataset: Dataset) -> Tensor | None:
+    """The labels of a dataset that holds them as one tensor (a ``TensorDataset`` of two)."""
+    if isinstance(dataset, TorchTensorDataset) and len(dataset.tensors) == 2:
+        return dataset.tensors[1]
+    return None
+
+
+def _spread(size: int, count: int) -> list[int]:
+    """``count`` indices of ``range(size)`` spread evenly, the first and the last included."""
+    return [round(i * (size - 1) / (count - 1)) for i in range(count)]
+
+
+class CheckedLabels(Dataset):
+    """A dataset whose labels were sampled, not all read, at load time: each is checked as it is read.
+
+    Attributes not its own are the wrapped dataset's (its ``classes``, ``augmentation``...).
+    """
+
+    def __init__(self, dataset: Dataset, num_classes: int, file: Path, role: str = "training") -> None:
+        self.dataset = dataset
+        self.num_classes = num_classes
+        self.file = file
+        self.role = role
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        x, y = self.dataset[index]
+        label = int(torch.as_tensor(y))
+        if not 0 <= label < self.num_classes:
+            raise AlraoUserError(
+                f"example {index} of the {self.role} dataset from {self.file} has the class label {label}, "
+                f"outside the {self.num_classes} classes (0 to {self.num_classes - 1}) known when it was loaded",
+                hint=_CLASSES_HINT,
+            )
+        return x, y
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("dataset", "num_classes", "file", "role"):
+            raise AttributeError(name)  # not the wrapped dataset's (and unpickling asks before __dict__ is set)
+        return getattr(self.dataset, name)
 
 
 def _fast_if_tensors(dataset: Dataset) -> Dataset:

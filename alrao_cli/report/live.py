@@ -32,7 +32,8 @@ _STATUS_STYLE = {"ok": "green", "diverged": "yellow", "failed": "red"}
 
 
 class RichObserver:
-    """Two bars: the whole study (runs done of all), and the run in flight (its budget)."""
+    """A bar for the whole study (runs done of all), and one per run in flight (its budget):
+    one at a time in this process, several side by side with workers."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -47,7 +48,7 @@ class RichObserver:
             transient=True,
         )
         self.study_task = None
-        self.run_task = None
+        self.run_tasks: dict[str, object] = {}  # run key -> its bar, while it trains
         self.started = False
 
     def __enter__(self) -> Self:
@@ -69,20 +70,27 @@ class RichObserver:
             self.console.print(f"resuming: {done} of {len(plan.runs)} runs already finished")
 
     def run_started(self, spec: RunSpec, index: int, total: int) -> None:
-        if self.run_task is not None:
-            self.progress.remove_task(self.run_task)
         label = escape(f"[{index}/{total}] {spec.key.replace('|', ' ')}")
-        self.run_task = self.progress.add_task(f"[bold]{label}[/]", total=1000, detail="starting")
+        self.run_tasks[spec.key] = self.progress.add_task(f"[bold]{label}[/]", total=1000, detail="starting")
 
     def run_progress(self, progress: RunProgress) -> None:
+        task = self.run_tasks.get(progress.key)
+        if task is None:
+            return  # an event of a run already finished (workers forward theirs late)
+        if progress.checkpointed and progress.train_loss is None:
+            self.progress.update(task, completed=int(progress.fraction * 1000))  # keep the last losses shown
+            return
         parts = [f"epoch {progress.epoch + (0 if progress.val_loss is not None else 1)}"]
         if progress.train_loss is not None:
             parts.append(f"loss {progress.train_loss:.4f}")
         if progress.val_loss is not None:
             parts.append(f"val {progress.val_loss:.4f}")
-        self.progress.update(self.run_task, completed=int(progress.fraction * 1000), detail="  ".join(parts))
+        self.progress.update(task, completed=int(progress.fraction * 1000), detail="  ".join(parts))
 
     def run_finished(self, result: RunResult) -> None:
+        task = self.run_tasks.pop(result.key, None)
+        if task is not None:
+            self.progress.remove_task(task)
         style = _STATUS_STYLE.get(result.status, "white")
         best = result.best_val_loss
         summary = f"val {best:.4f}" if best is not None and not math.isnan(best) else (result.reason or "")

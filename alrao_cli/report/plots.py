@@ -58,8 +58,8 @@ class Plot:
 
 # -- which plots a study has --------------------------------------------------------------
 def study_plots(study: StudyResult) -> list[Plot]:
-    """Every plot the study can draw: learning curves, then posteriors, then (a compare) the ranking."""
-    plots = curve_plots(study) + posterior_plots(study)
+    """Every plot the study can draw: learning curves, posteriors, adaptive rates, then (a compare) the ranking."""
+    plots = curve_plots(study) + posterior_plots(study) + rate_plots(study)
     if study.kind == "compare":
         plots += ranking_plots(compare_architectures(study.runs, subject=screened_methods(study.config)[0]))
     return plots
@@ -75,6 +75,12 @@ def posterior_plots(study: StudyResult) -> list[Plot]:
     """``posterior-ARCH.png`` per architecture with an Alrao posterior: see :func:`posterior_figures`."""
     names = distinct_safe_names(list(_first_seed_runs(study.runs)))
     return [Plot(f"posterior-{names[arch]}.png", draw) for arch, draw in _posterior_drawers(study).items()]
+
+
+def rate_plots(study: StudyResult) -> list[Plot]:
+    """``rates-ARCH.png`` per architecture with a method that recorded its rate: see :func:`rate_figure`."""
+    names = distinct_safe_names(list(_first_seed_runs(study.runs)))
+    return [Plot(f"rates-{names[arch]}.png", draw) for arch, draw in _rate_drawers(study).items()]
 
 
 def ranking_plots(summary: CompareSummary) -> list[Plot]:
@@ -314,6 +320,48 @@ def _posterior_figure(arch: str, run: RunResult) -> Figure:
     axes.legend(handles[::-1], legend_labels[::-1], fontsize="small", loc="upper left",
                 bbox_to_anchor=(1.02, 1.0), title="copy")
     axes.set_title(f"{arch}: which output copy the switch trusts (seed {run.seed})")
+    return figure
+
+
+def _rate_drawers(study: StudyResult) -> dict[str, Callable[[], Figure]]:
+    """Per architecture, the function drawing the rates its adaptive methods settled on."""
+    drawers = {}
+    for arch, runs in _first_seed_runs(study.runs).items():
+        with_rates = [run for run in runs if _rate_moved(run)]
+        if with_rates:
+            drawers[arch] = partial(rate_figure, arch, with_rates)
+    return drawers
+
+
+def _rate_moved(run: RunResult) -> bool:
+    """Whether the run's method chose its rate: it recorded one other than the rate it was given."""
+    rates = [record.rates.get("lr") for record in run.history if record.rates]
+    return any(rate is not None and (run.lr is None or not math.isclose(rate, run.lr, rel_tol=1e-9)) for rate in rates)
+
+
+def rate_figure(arch: str, runs: list[RunResult]) -> Figure:
+    """The rate each adaptive method used, epoch by epoch (its ``lr``; the range of its
+    layers' rates, shaded, where they differ), on a log scale: beside the posterior, it
+    shows where each method's rate settled."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(width=8, height=4.2)
+    axes = figure.subplots()
+    for run, color in zip(runs, _palette(len(runs))):
+        records = [record for record in run.history if record.rates and math.isfinite(record.rates.get("lr", math.nan))]
+        if not records:
+            continue
+        epochs = [record.epoch for record in records]
+        axes.plot(epochs, [record.rates["lr"] for record in records], marker="o", color=color, label=_curve_label(run, False))
+        if all("lr_min" in record.rates and "lr_max" in record.rates for record in records):
+            axes.fill_between(epochs, [r.rates["lr_min"] for r in records], [r.rates["lr_max"] for r in records],
+                              color=color, alpha=0.15, linewidth=0)
+    axes.set_yscale("log")
+    axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel("learning rate")
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes.set_title(f"{arch}: the rate each adaptive method used (seed {runs[0].seed})")
     return figure
 
 

@@ -13,14 +13,13 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from alrao_cli.errors import AlraoUserError
+from alrao_cli.util.files import write_text_atomic
 
 SCHEMA_VERSION = 1
 RESULTS_JSON = "results.json"
@@ -52,6 +51,7 @@ class EpochRecord:
     val_acc: float | None  # None for regression
     seconds: float  # wall time since the run started
     posterior: tuple[float, ...] | None = None  # Alrao: the switch posterior over the copies
+    rates: dict[str, float] | None = None  # adaptive methods: the rate(s) they used at the epoch's end
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +63,7 @@ class EpochRecord:
             "val_acc": _finite_or_none(self.val_acc),
             "seconds": _finite_or_none(self.seconds),
             "posterior": _float_list(self.posterior),
+            "rates": None if self.rates is None else {name: _finite_or_none(rate) for name, rate in self.rates.items()},
         }
 
     @classmethod
@@ -76,6 +77,7 @@ class EpochRecord:
             val_acc=_optional_float(data, "val_acc"),
             seconds=_float(data, "seconds"),
             posterior=_optional_floats(data, "posterior"),
+            rates=_optional_rates(data, "rates"),
         )
 
 
@@ -169,7 +171,7 @@ class RunResult:
             raise ValueError(f"status: {status!r} is not one of {', '.join(STATUSES)}")
         history = data.get("history") or []
         if not isinstance(history, list):
-            raise ValueError("history: expected a list")
+            raise TypeError("history: expected a list")
         lr = _optional_float(data, "lr")
         method = _str(data, "method")
         return cls(
@@ -227,10 +229,10 @@ class StudyResult:
     def from_dict(cls, data: dict[str, Any]) -> StudyResult:
         runs = data.get("runs")
         if not isinstance(runs, list):
-            raise ValueError("runs: expected a list")
+            raise TypeError("runs: expected a list")
         interrupted = data.get("interrupted", False)
         if not isinstance(interrupted, bool):
-            raise ValueError("interrupted: expected true or false")
+            raise TypeError("interrupted: expected true or false")
         return cls(
             kind=_str(data, "kind"),
             config=_optional_mapping(data, "config") or {},
@@ -255,39 +257,8 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that readers (and a crash) see the old file or the new, never half.
-
-    The text goes to a temporary file in the same folder (``os.replace`` is only atomic
-    within one file system), is flushed to disk, then renamed over ``path``.
-    """
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    temporary = Path(handle.name)
-    try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o666 & ~_UMASK)  # as open() would create it, not tempfile's 0600
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Atomically write ``data`` as strict JSON (non-finite floats as null)."""
+    """Write ``data`` as strict JSON (non-finite floats as null), atomically (:mod:`alrao_cli.util.files`)."""
     write_text_atomic(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
 
 
@@ -410,14 +381,14 @@ def _optional_floats(data: dict[str, Any], name: str) -> tuple[float, ...] | Non
     if values is None:
         return None
     if not isinstance(values, list):
-        raise ValueError(f"{name}: expected a list of numbers")
+        raise TypeError(f"{name}: expected a list of numbers")
     return tuple(_float({name: value}, name) for value in values)
 
 
 def _int(data: dict[str, Any], name: str) -> int:
     value = data[name]
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name}: expected an integer, got {value!r}")
+        raise TypeError(f"{name}: expected an integer, got {value!r}")
     return value
 
 
@@ -428,7 +399,7 @@ def _optional_int(data: dict[str, Any], name: str) -> int | None:
 def _str(data: dict[str, Any], name: str) -> str:
     value = data[name]
     if not isinstance(value, str):
-        raise ValueError(f"{name}: expected a string, got {value!r}")
+        raise TypeError(f"{name}: expected a string, got {value!r}")
     return value
 
 
@@ -438,8 +409,18 @@ def _optional_str(data: dict[str, Any], name: str) -> str | None:
 
 def _mapping(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ValueError(f"{name}: expected objects, got {value!r}")
+        raise TypeError(f"{name}: expected objects, got {value!r}")
     return value
+
+
+def _optional_rates(data: dict[str, Any], name: str) -> dict[str, float] | None:
+    """A record's rates: names to numbers (null read as nan: a rate that was not finite)."""
+    rates = _optional_mapping(data, name)
+    if rates is None:
+        return None
+    if not all(isinstance(key, str) and (value is None or _is_number(value)) for key, value in rates.items()):
+        raise TypeError(f"{name}: expected a mapping of names to numbers")
+    return {key: math.nan if value is None else float(value) for key, value in rates.items()}
 
 
 def _optional_mapping(data: dict[str, Any], name: str) -> dict[str, Any] | None:

@@ -9,7 +9,6 @@ traceback is kept in ``RUN_DIR/errors/``, and the study goes on. Only an interru
 from __future__ import annotations
 
 import gc
-import re
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,19 +16,14 @@ from pathlib import Path
 import torch
 
 from alrao_cli.data.load import cached_data
-from alrao_cli.study.methods import described
 from alrao_cli.errors import AlraoUserError, is_out_of_memory
 from alrao_cli.results.records import RunResult
-from alrao_cli.study.train import PartialRun, TrainingFailed, build_learner, train_run
+from alrao_cli.study.checkpoint import checkpoint_path
+from alrao_cli.study.methods import described
 from alrao_cli.study.spec import ProgressCallback, RunSpec
-
-
-def safe_name(key: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", key).strip("_")
-
-
-def checkpoint_path(run_dir: Path, key: str) -> Path:
-    return run_dir / "checkpoints" / f"{safe_name(key)}.pt"
+from alrao_cli.study.train import PartialRun, TrainingFailed, build_learner, train_run
+from alrao_cli.util.files import safe_name
+from alrao_cli.util.reasons import one_line_reason
 
 
 def failed_result(spec: RunSpec, reason: str, partial: PartialRun | None = None) -> RunResult:
@@ -94,14 +88,36 @@ def preflight(spec: RunSpec, run_dir: Path) -> PreflightFailure | None:
     return None
 
 
-def failure_reason(error: BaseException, spec: RunSpec, run_dir: Path) -> str:
-    """One line for the table; an unexpected error's traceback goes to RUN_DIR/errors/."""
+def is_expected_failure(error: BaseException) -> bool:
+    """Whether ``error``'s one line says all there is: a user error, or a device out of memory.
+
+    Anything else is a bug somewhere (in the user's model or in alrao), and whoever shows
+    it adds where to look: a saved traceback (a screen), the line of model code (a check).
+    """
+    return isinstance(error, AlraoUserError) or is_out_of_memory(error)
+
+
+def failure_line(error: BaseException, device: str = "cpu") -> str:
+    """The one line a failure is shown with: in a screen's table and results, in ``alrao check``'s items.
+
+    A user error's own message (with its hint); running out of memory named as such, with
+    what to try; anything else ``Type: first line of the message``. Runs of whitespace,
+    newlines included, become one space, so that the line stays one line.
+    """
     if isinstance(error, AlraoUserError):
-        return str(error)
-    if is_out_of_memory(error):
-        return f"out of memory on {spec.device} (try a smaller --batch-size or model)"
-    first_line = (str(error).strip().splitlines() or [""])[0]
-    reason = f"{type(error).__name__}: {first_line}"
+        text = str(error)
+    elif is_out_of_memory(error):
+        text = f"out of memory on {device} (try a smaller --batch-size or model)"
+    else:
+        text = one_line_reason(error)
+    return " ".join(text.split()) or type(error).__name__
+
+
+def failure_reason(error: BaseException, spec: RunSpec, run_dir: Path) -> str:
+    """:func:`failure_line`; an unexpected error's traceback also goes to RUN_DIR/errors/, named there."""
+    reason = failure_line(error, spec.device)
+    if is_expected_failure(error):
+        return reason
     log = (run_dir / "errors" / f"{safe_name(spec.key)}.txt").absolute()
     try:
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -10,18 +10,21 @@ back, skips finished runs and continues the one in flight.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from alrao_cli.config.schema import StudyConfig, config_to_dict
+from alrao_cli.config.schema import ExecutionConfig, StudyConfig, config_to_dict
 from alrao_cli.config.paths import anchored
 from alrao_cli.study.methods import described
 from alrao_cli.results.ranking import screened_methods
 from alrao_cli.results.records import run_key
 from alrao_cli.errors import AlraoTerminated, AlraoUserError
-from alrao_cli.study.executor import Executor, SequentialExecutor
+from alrao_cli.study.executor import Executor, SequentialExecutor, open_executor, require_executor
 from alrao_cli.study.rundir import (
     changed_sources,
     default_run_dir,
@@ -35,13 +38,13 @@ from alrao_cli.study.rundir import (
     write_config,
 )
 from alrao_cli.study.signals import stop_signals_as_interrupt
-from alrao_cli.study.spec import RunEvent, RunStarted
+from alrao_cli.study.spec import EventCallback, RunEvent, RunStarted
 from alrao_cli.study.plan import Plan, StudyKind, data_spec_of, plan_study
 from alrao_cli.results.records import RunResult, StudyResult, save_study
-from alrao_cli.study.attempt import PreflightFailure, checkpoint_path, failed_result, preflight
+from alrao_cli.study.attempt import PreflightFailure, failed_result, preflight
 from alrao_cli.data.load import cached_data
 from alrao_cli.study.spec import Progress, RunSpec
-from alrao_cli.study.train import discard_checkpoint
+from alrao_cli.study.checkpoint import checkpoint_path, discard_checkpoint
 
 
 
@@ -109,15 +112,22 @@ def run_study(
     force: bool = False,
     observer: StudyObserver | None = None,
     executor: Executor | None = None,
+    execution: ExecutionConfig | None = None,
 ) -> StudyOutcome:
     """Plan, run and save a study; returns even when interrupted (``outcome.interrupted``).
 
-    Ctrl-C, SIGTERM and SIGHUP stop it the same way: the finished runs are saved, the run
-    in flight keeps its last checkpoint. The run directory is held by this process until
-    the study ends (:func:`~alrao_cli.study.rundir.locked`). On resume, ``force`` restarts
-    from scratch the architectures whose model file changed since the study began,
-    instead of refusing to go on.
+    Ctrl-C, SIGTERM and SIGHUP stop it the same way: the finished runs are saved, the runs
+    in flight (on workers too) stop and keep their last checkpoint. The run directory is
+    held by this process until the study ends (:func:`~alrao_cli.study.rundir.locked`). On
+    resume, ``force`` restarts from scratch the architectures whose model file changed
+    since the study began, instead of refusing to go on.
+
+    Without ``executor``, ``execution`` picks one (:func:`~alrao_cli.study.executor.open_executor`):
+    it is not part of the study, so a resume may run on other workers than the start did.
+    What it cannot do is refused before training, and Ray starts only once the plan and
+    the preflight have passed, and only if some run is left.
     """
+    execution = execution or ExecutionConfig()
     observer = observer or SilentObserver()
     previous = None
     if resume is not None:
@@ -128,12 +138,14 @@ def run_study(
         refuse_existing_run(run_dir)
     created = not run_dir.exists()
     prepare_run_dir(run_dir)  # before anything that may write into it (a failed model's traceback)
-    with locked(run_dir):
+    with locked(run_dir), ExitStack() as resources:
         try:
             changed: list[str] = []
             if resume is not None:
                 config, previous = load_resumable(resume, kind)
                 changed = _refuse_changed_sources(run_dir, force)
+            if executor is None:
+                require_executor(execution, config.device)
             plan = _plan(config, kind, resume)
             if changed and previous is not None:
                 previous = _restart(previous, plan, run_dir, changed)
@@ -143,6 +155,8 @@ def run_study(
             done = {run.key for run in study.runs}
             pending = [spec for spec in plan.runs if spec.key not in done]
             study, pending = _preflight(study, pending, run_dir, resuming=previous is not None)
+            if executor is None and pending:
+                executor = resources.enter_context(open_executor(execution, config.device))
         except AlraoUserError:
             if created:
                 remove_if_unused(run_dir)  # a usage error leaves no empty run directory behind
@@ -168,6 +182,8 @@ def _run_pending(
     position = {spec.key: index for index, spec in enumerate(plan.runs, start=1)}
 
     def forward(event: RunEvent) -> None:
+        for listener in _LISTENERS:
+            listener(event)
         if isinstance(event, RunStarted):
             observer.run_started(specs[event.key], position[event.key], len(plan.runs))
         else:
@@ -176,8 +192,9 @@ def _run_pending(
     executor = executor or SequentialExecutor()
     stop: KeyboardInterrupt | None = None
     with stop_signals_as_interrupt():  # also over the final save: a second signal must not lose it
+        results = executor.run(pending, run_dir, forward)
         try:
-            for result in executor.run(pending, run_dir, forward):
+            for result in results:
                 study = study.with_run(result)
                 save_study(run_dir, study)
                 discard_checkpoint(checkpoint_path(run_dir, result.key))  # only now that the result is safe
@@ -187,10 +204,46 @@ def _run_pending(
                     break
         except KeyboardInterrupt as interruption:
             stop = interruption
+        finally:
+            stop = _close(results) or stop
         study = replace(study, interrupted=stop is not None, finished=None if stop is not None else _now())
         save_study(run_dir, study)
         _tidy_checkpoints(run_dir, study)
     return StudyOutcome(run_dir, study, stop is not None, stopped_early, isinstance(stop, AlraoTerminated))
+
+
+def _close(results: object) -> KeyboardInterrupt | None:
+    """Stop the executor's runs still in flight now, rather than whenever the iterator is
+    collected: no worker may write into the run directory after its final save.
+
+    A first stop signal that arrives just then is returned, so that the study still ends
+    as interrupted (the runs it did not get to stop end with this process, or its Ray).
+    """
+    close = getattr(results, "close", None)
+    try:
+        if close is not None:
+            close()
+    except KeyboardInterrupt as interruption:
+        return interruption
+    return None
+
+
+_LISTENERS: list[EventCallback] = []
+
+
+@contextmanager
+def listening(listener: EventCallback) -> Iterator[None]:
+    """Also hand every run event of the studies run inside the block to ``listener``.
+
+    The hook through which tests stop a study at a chosen checkpoint (a ``Progress`` with
+    ``checkpointed``), the way Ctrl-C or SIGTERM would, whichever command line runs it.
+    Events reach it in the study's process (with workers, as forwarded from them).
+    """
+    _LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _LISTENERS.remove(listener)
 
 
 def _refuse_changed_sources(run_dir: Path, force: bool) -> list[str]:

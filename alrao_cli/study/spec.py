@@ -154,6 +154,7 @@ class Progress:
     fraction: float  # of the budget done, in [0, 1]
     train_loss: float | None
     val_loss: float | None
+    checkpointed: bool = False  # sent right after the run saved its checkpoint at ``step``
 
 
 RunEvent = RunStarted | Progress

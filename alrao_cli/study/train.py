@@ -5,9 +5,9 @@ A run is described by a :class:`RunSpec` (plain, picklable data) and produces a
 workers, later Ray) can carry it. The loop knows nothing of the command line.
 
 Checkpoints make a run resumable to the exact same numbers: the epoch's data order is a
-function of (seed, epoch), and a checkpoint holds the learner's state, the states of
-every random generator a model may draw from (torch, Python's ``random``, NumPy), the
-history and the position inside the epoch. It is written at the end of every epoch,
+function of (seed, epoch), and a checkpoint (:mod:`alrao_cli.study.checkpoint`, which
+says what it holds) keeps the learner, every random generator a model may draw from,
+the history and the position inside the epoch. It is written at the end of every epoch,
 every ``checkpoint_every`` steps if asked, and whenever ``checkpoint_seconds`` have
 passed since the last one, so that a long epoch never risks more than that much work.
 """
@@ -16,26 +16,32 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import shlex
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from alrao_cli.data.datasets import LoadedData
+from alrao_cli.alrao.head import probe_forward
 from alrao_cli.data.batches import batches, num_batches
-from alrao_cli.study.spec import Progress, ProgressCallback, RunSpec
-from alrao_cli.errors import AlraoUserError, is_out_of_memory
+from alrao_cli.data.datasets import LoadedData
+from alrao_cli.data.spec import DataInfo
+from alrao_cli.errors import AlraoDivergedError, AlraoUserError, is_out_of_memory
+from alrao_cli.results.records import EpochRecord, RunResult
+from alrao_cli.sources.build import build_model, count_parameters
+from alrao_cli.study.checkpoint import (
+    Checkpoint,
+    RunPosition,
+    UnusableCheckpoint,
+)
 from alrao_cli.study.methods import described, get_method
 from alrao_cli.study.methods.base import Learner, LearnerContext
-from alrao_cli.sources.build import build_model, count_parameters
-from alrao_cli.results.records import EpochRecord, RunResult
+from alrao_cli.study.spec import Budget, MethodSpec, Progress, ProgressCallback, RunSpec
+from alrao_cli.util.reasons import one_line_reason
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +85,6 @@ def train_run(
     once it has saved the result, so that a crash in between loses nothing.
     """
     return _Run(spec, data, checkpoint, on_progress).execute()
-
-
-def discard_checkpoint(checkpoint: Path) -> None:
-    """Delete a run's checkpoint and any half-written one beside it."""
-    checkpoint.unlink(missing_ok=True)
-    _temporary(checkpoint).unlink(missing_ok=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -131,13 +131,37 @@ def build_learner(spec: RunSpec, data: LoadedData, device: str | None = None) ->
     x, y = _probe_batch(data, device)
     _check_output_shape(model, spec.label, x, info.num_classes)
     params = count_parameters(model)
-    context = LearnerContext(info.num_classes, info.task, spec.seed, example_input=x)
-    learner = get_method(spec.method.name).learner(model, spec.method, context)
+    total = total_steps(spec.budget, num_batches(data.train, spec.batch_size))
+    return wrap_for_training(model, spec.method, info, spec.seed, x, y, total), params
+
+
+def total_steps(budget: Budget, per_epoch: int) -> int | None:
+    """How many training steps a run takes in all (None when its budget is in seconds)."""
+    if budget.steps is not None:
+        return budget.steps
+    if budget.epochs is not None:
+        return budget.epochs * per_epoch
+    return None
+
+
+def wrap_for_training(
+    model: nn.Module, method: MethodSpec, info: DataInfo, seed: int, x: Tensor, y: Tensor,
+    total: int | None = None,
+) -> Learner:
+    """Wrap a built model (on its device) into its method's learner, and evaluate the learner on ``(x, y)``.
+
+    The one way a model becomes trainable: a screen's runs (:func:`build_learner`) and
+    ``alrao check`` (its wrap item) both come here. ``x`` also lets Alrao find the
+    output layer; the evaluation shows that the wrapped model works too (Alrao: that the
+    head's output is the model's).
+    """
+    context = LearnerContext(info.num_classes, info.task, seed, example_input=x, total_steps=total)
+    learner = get_method(method.name).learner(model, method, context)
     learner.module.eval()
     with torch.no_grad():
-        learner.evaluate(x, y)  # the wrapped model works too (Alrao: the head's output is the model's)
+        learner.evaluate(x, y)
     learner.module.train()
-    return learner, params
+    return learner
 
 
 def _probe_batch(data: LoadedData, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -147,19 +171,15 @@ def _probe_batch(data: LoadedData, device: torch.device) -> tuple[Tensor, Tensor
 
 def _check_output_shape(model: nn.Module, label: str, x: Tensor, num_classes: int) -> None:
     """The bare model's forward on the probe batch works and gives ``[batch, num_classes]``."""
-    model.eval()
     try:
-        with torch.no_grad():
-            out = model(x)
+        out = probe_forward(model, x)
     except Exception as error:
         if is_out_of_memory(error):
             raise  # a resource problem, reported as such, not a bug in the model
-        first_line = (str(error).strip().splitlines() or [""])[0]
         raise AlraoUserError(
-            f"{label}: forward failed on input {list(x.shape)}: {type(error).__name__}: {first_line}",
+            f"{label}: forward failed on input {list(x.shape)}: {one_line_reason(error)}",
             hint=f"`alrao check {shlex.quote(label)} --debug` shows the traceback",
         ) from error
-    model.train()
     expected = (x.shape[0], num_classes)
     if not isinstance(out, Tensor) or tuple(out.shape) != expected:
         got = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -174,7 +194,7 @@ class _Run:
     def __init__(self, spec, data, checkpoint, on_progress) -> None:
         self.spec = spec
         self.data = data
-        self.checkpoint = checkpoint
+        self.checkpoint = Checkpoint.of_run(checkpoint, spec) if checkpoint is not None else None
         self.on_progress = on_progress or (lambda progress: None)
         self.device = torch.device(spec.device)
         self.history: list[EpochRecord] = []
@@ -195,7 +215,7 @@ class _Run:
         status, reason = "ok", None
         try:
             self._train(learner, start)
-        except _Diverged as diverged:
+        except AlraoDivergedError as diverged:
             status, reason = "diverged", str(diverged)
         except Exception as error:
             raise TrainingFailed(PartialRun(params, self._elapsed(start), tuple(self.history))) from error
@@ -242,10 +262,13 @@ class _Run:
                 if self._checkpoint_due():
                     self.epoch_loss_sum = float(loss_sum)
                     self._save(learner, start)
+                    self.on_progress(self._progress(start, per_epoch, None, None, checkpointed=True))
                 if self._out_of_steps_or_time(start):
                     break
             train_loss = float(loss_sum) / max(self.batch, 1)
             self._check_loss(train_loss, "training loss")
+            with torch.no_grad():  # the epoch's own batches: a resumed run prepares alike
+                learner.prepare_evaluation(batches(self.data.train, spec.batch_size, shuffle=True, seed=spec.seed, epoch=self.epoch))
             val_loss, val_acc = self._evaluate(learner, self.data.val)
             _, train_acc = self._evaluate(learner, self.data.train, limit=TRAIN_ACCURACY_EXAMPLES)
             self._check_loss(val_loss, "validation loss")
@@ -254,12 +277,12 @@ class _Run:
                 EpochRecord(
                     epoch=self.epoch, step=self.step, train_loss=train_loss, train_acc=train_acc,
                     val_loss=val_loss, val_acc=val_acc, seconds=self._elapsed(start),
-                    posterior=learner.posterior(),
+                    posterior=learner.posterior(), rates=learner.rates() or None,
                 )
             )
             self.batch, self.epoch_loss_sum = 0, 0.0
             self._save(learner, start)
-            self.on_progress(self._progress(start, per_epoch, train_loss, val_loss))
+            self.on_progress(self._progress(start, per_epoch, train_loss, val_loss, checkpointed=True))
 
     def _elapsed(self, start: float) -> float:
         return self.elapsed_before + time.perf_counter() - start
@@ -286,7 +309,7 @@ class _Run:
             return True
         return seconds is not None and time.perf_counter() - self.last_checkpoint >= seconds
 
-    def _progress(self, start: float, per_epoch: int, train_loss, val_loss) -> Progress:
+    def _progress(self, start: float, per_epoch: int, train_loss, val_loss, checkpointed: bool = False) -> Progress:
         budget = self.spec.budget
         if budget.steps is not None:
             fraction = self.step / budget.steps
@@ -294,7 +317,7 @@ class _Run:
             fraction = self._elapsed(start) / budget.seconds
         else:
             fraction = (self.epoch + self.batch / max(per_epoch, 1)) / budget.epochs
-        return Progress(self.spec.key, self.epoch, self.step, min(fraction, 1.0), train_loss, val_loss)
+        return Progress(self.spec.key, self.epoch, self.step, min(fraction, 1.0), train_loss, val_loss, checkpointed)
 
     @torch.no_grad()
     def _evaluate(self, learner: Learner, dataset, limit: int | None = None) -> tuple[float, float | None]:
@@ -319,110 +342,40 @@ class _Run:
     def _check_loss(self, value: float, what: str) -> None:
         where = f"at step {self.step} (epoch {self.epoch + 1})"
         if not math.isfinite(value):
-            raise _Diverged(f"{what} became {value} {where}")
+            raise AlraoDivergedError(self.step, value, f"{what} became {value} {where}")
         info = self.data.info
         level = blow_up_level(self.first_loss, info.num_classes, info.task)
         if value > level:
-            raise _Diverged(
+            raise AlraoDivergedError(
+                self.step, value,
                 f"{what} reached {value:.3g}, over {BLOW_UP_FACTOR:g}x its starting level "
-                f"({level / BLOW_UP_FACTOR:.3g}), {where}"
+                f"({level / BLOW_UP_FACTOR:.3g}), {where}",
             )
 
-    # -- checkpoints ---------------------------------------------------------------------
+    # -- checkpoints (the format: study/checkpoint.py) ----------------------------------
     def _save(self, learner: Learner, start: float) -> None:
         if self.checkpoint is None:
             return
-        state = {
-            "key": self.spec.key,
-            "fingerprint": self.spec.fingerprint(),
-            "learner": learner.state_dict(),
-            "epoch": self.epoch,
-            "batch": self.batch,
-            "step": self.step,
-            "epoch_loss_sum": self.epoch_loss_sum,
-            "first_loss": self.first_loss,
-            "elapsed": self._elapsed(start),
-            "history": [_record_to_plain(r) for r in self.history],
-            "rng": torch.get_rng_state(),
-            "python_rng": _python_rng_state(),
-            "numpy_rng": _numpy_rng_state(),
-        }
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        temporary = _temporary(self.checkpoint)
-        with open(temporary, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.checkpoint)
+        position = RunPosition(
+            epoch=self.epoch, batch=self.batch, step=self.step, epoch_loss_sum=self.epoch_loss_sum,
+            first_loss=self.first_loss, elapsed=self._elapsed(start), history=tuple(self.history),
+        )
+        self.checkpoint.save(learner, position, self.device)
         self.last_checkpoint = time.perf_counter()
 
     def _restore(self, learner: Learner) -> None:
-        if self.checkpoint is None or not self.checkpoint.exists():
+        if self.checkpoint is None:
             return
         try:
-            # Onto the CPU: load_state_dict copies each tensor to where the learner keeps it
-            # (an MPS device cannot hold the switch's float64 weights, which stay on the host).
-            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001 - an unreadable checkpoint costs a restart, not the run
-            logger.warning("%s: ignoring the unreadable checkpoint %s (%s)", self.spec.key, self.checkpoint, error)
+            position = self.checkpoint.restore(learner, self.device)
+        except UnusableCheckpoint as unusable:  # it costs a restart, not the run
+            logger.warning("%s: ignoring the checkpoint %s: %s; starting afresh", self.spec.key, self.checkpoint.path, unusable)
             return
-        if state.get("key") != self.spec.key or state.get("fingerprint") != self.spec.fingerprint():
-            logger.warning("%s: ignoring a checkpoint of another configuration: starting afresh", self.spec.key)
+        if position is None:
             return
-        learner.load_state_dict(state["learner"])
-        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
-        self.epoch_loss_sum = state["epoch_loss_sum"]
-        self.first_loss = state["first_loss"]
-        self.elapsed_before = state["elapsed"]
-        self.history = [EpochRecord(**_plain_to_record(r)) for r in state["history"]]
-        torch.set_rng_state(state["rng"].cpu())
-        _set_python_rng_state(state["python_rng"])
-        _set_numpy_rng_state(state["numpy_rng"])
-        if "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        self.epoch, self.batch, self.step = position.epoch, position.batch, position.step
+        self.epoch_loss_sum = position.epoch_loss_sum
+        self.first_loss = position.first_loss
+        self.elapsed_before = position.elapsed
+        self.history = list(position.history)
         logger.debug("%s: resumed from its checkpoint at step %d (epoch %d)", self.spec.key, self.step, self.epoch + 1)
-
-
-class _Diverged(Exception):
-    pass
-
-
-def _temporary(checkpoint: Path) -> Path:
-    return checkpoint.with_name(checkpoint.name + ".tmp")
-
-
-# Generator states as tensors and plain numbers: what torch.load(weights_only=True) reads.
-def _python_rng_state() -> dict[str, Any]:
-    version, internal, gauss_next = random.getstate()
-    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next}
-
-
-def _set_python_rng_state(state: dict[str, Any]) -> None:
-    internal = tuple(int(v) for v in state["internal"].cpu().tolist())
-    random.setstate((state["version"], internal, state["gauss_next"]))
-
-
-def _numpy_rng_state() -> dict[str, Any]:
-    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
-    return {
-        "name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-        "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian),
-    }
-
-
-def _set_numpy_rng_state(state: dict[str, Any]) -> None:
-    keys = state["keys"].cpu().numpy().astype(np.uint32)
-    np.random.set_state((state["name"], keys, state["position"], state["has_gauss"], state["cached_gaussian"]))
-
-
-def _record_to_plain(record: EpochRecord) -> dict[str, Any]:
-    plain = asdict(record)
-    plain["posterior"] = list(record.posterior) if record.posterior is not None else None
-    return plain
-
-
-def _plain_to_record(plain: dict[str, Any]) -> dict[str, Any]:
-    posterior = plain.get("posterior")
-    return {**plain, "posterior": tuple(posterior) if posterior is not None else None}
