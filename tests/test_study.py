@@ -341,5 +341,5 @@ def test_the_run_bar_says_which_run_of_how_many(tmp_path):
     with RichObserver(Console(file=io.StringIO())) as observer:
         observer.study_started(plan, done=0, resumed=False)
         observer.run_started(plan.runs[1], 2, 2)
-        (run_task,) = [task for task in observer.progress.tasks if task.id == observer.run_task]
+        (run_task,) = [task for task in observer.progress.tasks if task.id == observer.run_tasks[plan.runs[1].key]]
     assert "[2/2] cnn1d alrao seed=0" in run_task.description
