@@ -261,3 +261,16 @@ def test_compare_runs_the_paper_baselines_unless_others_are_named():
     assert [spec.method.name for spec in default.runs] == ["alrao", "sgd", "adam"]
     named = build_config(None, {"archs": ["mlp"], "method": ["adam"], "baselines": ["sgd-grid"], "grid": [0.1], "device": "cpu"})
     assert [spec.method.name for spec in plan_study(named, "compare").runs] == ["adam", "sgd"]
+
+
+def test_two_spellings_of_one_model_are_trained_once(tmp_path, monkeypatch):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "net.py").write_text(
+        "from torch import nn\n"
+        "def build_model(num_classes, input_shape):\n"
+        "    return nn.Sequential(nn.Linear(input_shape[0], 8), nn.ReLU(), nn.Linear(8, num_classes))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    config = build_config(None, {"archs": ["models/net.py", "./models/net.py", "models/../models/net.py", "mlp"], "device": "cpu"})
+    plan = plan_study(config, "screen")
+    assert [spec.label for spec in plan.runs] == ["models/net.py", "mlp"]

@@ -525,3 +525,10 @@ def test_a_registered_baseline_flows_through_ranking_and_report(toy_methods) -> 
 
     [figure] = plots.learning_curve_figures(study_of(toy_runs())).values()
     assert {"toy lr=5.0e-01", "toygrid lr=1.0e-02", "toygrid lr=1.0e-01"} <= set(legend_labels(figure.axes[1]))
+
+
+def test_names_from_a_results_file_never_reach_the_terminal_as_escape_sequences() -> None:
+    hostile = "evil\x1b]0;pwned\x07\x1b[31m.py"
+    table = render(tables.screen_table(rank_screen([result(hostile, (0.5,))])))
+    assert "\x1b" not in table and "\x07" not in table
+    assert "\\x1b" in table and "\\x07" in table  # shown, escaped, for the user to see

@@ -97,3 +97,9 @@ def format_rank(rank: int, ranks: Sequence[int]) -> str:
 def status_note(status: str, reason: str | None) -> str:
     """A status with its reason, ``failed: ImportError: ...``, where one column holds both."""
     return status if reason is None else f"{status}: {reason}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN``: a name read from a results file
+    (an ARCH, a reason) never sends escape sequences to the user's terminal."""
+    return "".join(character if character.isprintable() else f"\\x{ord(character):02x}" for character in text)

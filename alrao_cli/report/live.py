@@ -20,6 +20,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from alrao_cli.report.format import printable
+
 if TYPE_CHECKING:  # annotations only: drawing progress needs none of the study's code
     from typing_extensions import Self
 
@@ -70,7 +72,7 @@ class RichObserver:
             self.console.print(f"resuming: {done} of {len(plan.runs)} runs already finished")
 
     def run_started(self, spec: RunSpec, index: int, total: int) -> None:
-        label = escape(f"[{index}/{total}] {spec.key.replace('|', ' ')}")
+        label = escape(printable(f"[{index}/{total}] {spec.key.replace('|', ' ')}"))
         self.run_tasks[spec.key] = self.progress.add_task(f"[bold]{label}[/]", total=1000, detail="starting")
 
     def run_progress(self, progress: RunProgress) -> None:
@@ -94,7 +96,7 @@ class RichObserver:
         style = _STATUS_STYLE.get(result.status, "white")
         best = result.best_val_loss
         summary = f"val {best:.4f}" if best is not None and not math.isnan(best) else (result.reason or "")
-        label = escape(f"{result.key.replace('|', ' ')}  {summary}")
+        label = escape(printable(f"{result.key.replace('|', ' ')}  {summary}"))
         self.console.print(f"[{style}]{result.status:>8}[/] {label}  ({result.seconds:.1f}s)", highlight=False)
         self.progress.advance(self.study_task)
         task = next(t for t in self.progress.tasks if t.id == self.study_task)

@@ -21,6 +21,7 @@ from alrao_cli.report.format import (
     format_lr,
     format_params,
     format_seconds,
+    printable,
     sparkline,
     status_note,
 )
@@ -33,8 +34,8 @@ from alrao_cli.report.layout import (
     ranking_rows,
     screen_baselines,
 )
-from alrao_cli.results.separability import NoiseUnmeasured, Separability
 from alrao_cli.results.ranking import ArchComparison, CompareSummary, RankedRun
+from alrao_cli.results.separability import NoiseUnmeasured, Separability
 
 
 # -- screen -------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ def screen_table(
     """
     close_to_above = _not_separable_from_above(noise)
     reasons = [
-        f"{entry.rank}. {entry.arch}: {status_note(entry.status, entry.reason)}"
+        printable(f"{entry.rank}. {entry.arch}: {status_note(entry.status, entry.reason)}")
         for entry in ranked
         if entry.status != "ok"
     ]
@@ -82,7 +83,7 @@ def screen_table(
     for entry in ranked:
         cells: list[str | Text] = [
             f"{entry.rank}≈" if entry.arch in close_to_above else str(entry.rank),
-            Text(entry.arch),
+            Text(printable(entry.arch)),
             *([entry.method_label] if portfolio else []),
             format_params(entry.params),
             format_loss(entry.val_loss, entry.val_loss_std),
@@ -136,7 +137,7 @@ def compare_tables(summary: CompareSummary) -> list[Table]:
 
 def _arch_table(entry: ArchComparison) -> Table:
     seeds = len(entry.per_seed)
-    title = f"{entry.arch}: Alrao against single-rate training"
+    title = f"{printable(entry.arch)}: Alrao against single-rate training"
     if seeds > 1:
         title += f" (mean ± std over {seeds} seeds)"
     table = Table(title=Text(title), title_justify="left")

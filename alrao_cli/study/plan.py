@@ -180,6 +180,7 @@ def plan_study(config: StudyConfig, kind: StudyKind, data_info: DataInfo | None 
         input_shape = (data_info or cached_data(data).info).input_shape
         user_archs, skipped = zoo_fitting(input_shape)
     named = set(config.archs) or {entry.name for entry in list_zoo()}  # what config keys may name
+    planned: set[str] = set()  # canonical ARCHs: each model is trained once, however often it is named
     for user_arch in user_archs:
         resolved = resolve_arch(config, user_arch)
         try:
@@ -191,6 +192,9 @@ def plan_study(config: StudyConfig, kind: StudyKind, data_info: DataInfo | None 
         labels = [user_arch] if len(canonical) == 1 else [_as_written(arch, resolved, user_arch) for arch in canonical]
         named.update(labels)
         for arch, label in zip(canonical, labels):
+            if arch in planned:  # another spelling of a model already planned (./m.py and m.py)
+                continue
+            planned.add(arch)
             kwargs_key, kwargs, head = model_settings(config.model_kwargs, config.heads, user_arch, label)
             if kwargs:
                 _check_model_kwargs(arch, kwargs_key, kwargs)
