@@ -167,6 +167,9 @@ BAD_VALUES = [
     ("time_budget", 0, "positive"),
     ("seeds", 0, "at least 1"),
     ("seed", -1, "at least 0"),
+    ("seed", 2**70, "at most"),
+    ("seeds", 10**8, "at most 1000"),
+    ("grid", "1e-5:10:100000000", "at most 1000"),
     ("subset", 0, "at least 1"),
     ("val_fraction", 0, "strictly between 0 and 1"),
     ("val_fraction", 1.0, "strictly between 0 and 1"),
@@ -494,3 +497,12 @@ def test_the_configuration_reference_documents_every_key_once():
     keys = [option.name for option in fields(StudyConfig)]
     assert sorted(set(documented) & set(keys)) == sorted(keys)
     assert all(documented.count(key) == 1 for key in keys)
+
+
+
+@pytest.mark.parametrize(
+    "value", [__import__("datetime").date(2020, 1, 1), b"binary", {"nested": object()}], ids=["date", "binary", "object"]
+)
+def test_model_kwargs_must_be_plain_yaml_values(value):
+    with pytest.raises(AlraoUserError, match="not a number, text, true/false or a list"):
+        build_config({"model_kwargs": {"mlp": {"width": value}}}, {})

@@ -27,6 +27,21 @@ DEFAULT_EPOCHS: int = 10
 """Epochs per architecture when no budget (epochs, steps or time_budget) is given."""
 
 
+MAX_SEEDS = 1000  # --seeds: more is a slip, not a study
+MAX_GRID = 1000  # rates of LOW:HIGH:COUNT: each is one run per architecture and seed
+
+
+def _plain_value(value: Any) -> bool:
+    """Whether a model argument is plain data that survives YAML, JSON and pickling alike."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain_value(item) for item in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(key, str) and _plain_value(item) for key, item in value.items())
+    return False
+
+
 _GRID_HINT = "write rates as 1e-5,1e-3,0.1 or as LOW:HIGH:COUNT log-spaced points, e.g. 1e-5:10:7"
 
 
@@ -183,14 +198,20 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
-def _integer(minimum: int, example: str) -> _Coercer:
-    """Booleans are refused although Python counts them as ints: ``copies: true`` is a slip."""
+def _integer(minimum: int, example: str, maximum: int | None = None) -> _Coercer:
+    """Booleans are refused although Python counts them as ints: ``copies: true`` is a slip.
+
+    ``maximum`` bounds what would only be a mistake (a 70-digit seed, a million seeds) before
+    it costs minutes or a traceback deep in numpy.
+    """
 
     def coerce_integer(value: Any, where: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _type_error(where, "an integer", value, example)
         if value < minimum:
             raise AlraoUserError(f"{where} must be at least {minimum}, got {value}", hint=f"for example: {example}")
+        if maximum is not None and value > maximum:
+            raise AlraoUserError(f"{where} must be at most {maximum}, got {value}", hint=f"for example: {example}")
         return value
 
     return coerce_integer
@@ -301,6 +322,11 @@ def _model_kwargs(value: Any, where: str) -> dict[str, dict[str, Any]]:
                     f"{where} entry {arch!r}: {name!r} is not a keyword argument name",
                     hint="use the constructor's parameter names, e.g. width or hidden_size",
                 )
+            if not _plain_value(kwargs[name]):
+                raise AlraoUserError(
+                    f"{where} entry {arch!r}: {name} is {_describe(kwargs[name])}, not a number, text, true/false or a list",
+                    hint="model arguments are plain YAML values (a date or !!binary is not one)",
+                )
         checked[arch] = copy.deepcopy(dict(kwargs))
     return checked
 
@@ -323,8 +349,8 @@ _COERCERS: dict[str, _Coercer] = {
     "theta": _number(lambda theta: 0 <= theta <= 1, "between 0 and 1", "0.999"),
     "momentum": _number(lambda momentum: 0 <= momentum < 1, "at least 0 and below 1", "0.9"),
     "weight_decay": _number(lambda decay: decay >= 0, "zero or positive", "5e-4"),
-    "seed": _integer(0, "0"),
-    "seeds": _integer(1, "3"),
+    "seed": _integer(0, "0", maximum=2**63 - 1 - MAX_SEEDS),  # torch seeds are 64-bit
+    "seeds": _integer(1, "3", maximum=MAX_SEEDS),
     "device": _device,
     "loader_workers": _integer(0, "2"),
     "out": _optional(_text),
@@ -396,6 +422,8 @@ def _log_spaced(text: str, where: str) -> tuple[float, ...]:
     if not (0 < low < high and math.isfinite(high)):
         raise AlraoUserError(f"{where}: {text!r} needs 0 < LOW < HIGH", hint=_GRID_HINT)
     count = int(parts[2])
+    if count > MAX_GRID:
+        raise AlraoUserError(f"{where}: {text!r} asks for {count} rates, at most {MAX_GRID}", hint=_GRID_HINT)
     start, stop = math.log10(low), math.log10(high)
     inner = [float(f"{10 ** (start + (stop - start) * i / (count - 1)):.12g}") for i in range(1, count - 1)]
     return _checked_grid([low, *inner, high], where)
