@@ -83,7 +83,7 @@ def test_the_file_is_plain_data_and_tensors_with_the_documented_fields(tmp_path)
     saved = torch.load(checkpoint.path, weights_only=True)  # the safe loader reads all of it
     assert set(saved) == {
         "format", "key", "fingerprint", "learner", "epoch", "batch", "step", "epoch_loss_sum", "first_loss",
-        "elapsed", "history", "rng", "python_rng", "numpy_rng",
+        "elapsed", "history", "start_checksum", "rng", "python_rng", "numpy_rng",
     }
     assert saved["format"] == CHECKPOINT_FORMAT and (saved["key"], saved["fingerprint"]) == ("key", "abc")
     assert saved["history"] == [record.to_dict() for record in HISTORY]

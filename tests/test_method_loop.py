@@ -63,3 +63,17 @@ def test_the_rates_are_drawn_beside_the_posterior(tmp_path):
     (axes,) = figure.axes
     assert [line.get_label() for line in axes.get_lines()] == ["sgd-hd"]  # Alrao records no single rate
     assert list(axes.get_lines()[0].get_ydata()) == [record.rates["lr"] for record in runs[0].history]
+
+
+def test_a_run_whose_rates_are_subnormal_trained_nothing_and_is_not_ranked_ok():
+    """--lr-min 1e-320: every rate is too small to move a float32 weight; flagged, not ranked first."""
+    from dataclasses import replace as changed
+
+    from alrao_cli.study.spec import AlraoOptions
+    from alrao_cli.study.train import TRAINED_NOTHING
+
+    tiny = changed(spec("alrao", Budget(steps=3)), method=MethodSpec("alrao", options=AlraoOptions(lr_min=1e-320, lr_max=2e-320)))
+    result = train_run(tiny, cached_data(DATA))
+    assert (result.status, result.reason) == ("failed", TRAINED_NOTHING)
+    healthy = train_run(spec("alrao", Budget(steps=3)), cached_data(DATA))
+    assert healthy.status == "ok"

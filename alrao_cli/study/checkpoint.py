@@ -66,6 +66,7 @@ class RunPosition:
     first_loss: float | None = None  # the first logged training loss: the divergence reference
     elapsed: float = 0.0  # seconds of training
     history: tuple[EpochRecord, ...] = ()
+    start_checksum: float | None = None  # of the trainable parameters before the first step (None: unknown)
 
 
 class UnusableCheckpoint(Exception):
@@ -98,6 +99,7 @@ class Checkpoint:
             "first_loss": position.first_loss,
             "elapsed": position.elapsed,
             "history": [record.to_dict() for record in position.history],
+            "start_checksum": position.start_checksum,
             **generator_states(device),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +156,7 @@ def _position(state: dict[str, Any]) -> RunPosition:
             first_loss=None if state["first_loss"] is None else float(state["first_loss"]),
             elapsed=float(state["elapsed"]),
             history=tuple(EpochRecord.from_dict(record) for record in state["history"]),
+            start_checksum=None if state.get("start_checksum") is None else float(state["start_checksum"]),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise UnusableCheckpoint(f"it is damaged ({type(error).__name__}: {error})") from error

@@ -115,6 +115,27 @@ def blow_up_level(first_loss: float | None, num_classes: int, task: str) -> floa
     return BLOW_UP_FACTOR * max(abs(first_loss), floor)
 
 
+TRAINED_NOTHING = (
+    "trained nothing: no parameter changed in the whole run (every parameter frozen, or rates "
+    "too small to move the weights, e.g. a subnormal --lr-min and --lr-max)"
+)
+
+
+def parameter_checksum(module: nn.Module) -> float:
+    """A float64 digest of the trainable parameters' values, cheap enough to take twice a run.
+
+    Equal before and after a run only if no parameter moved (a coincidence of both sums
+    over every parameter is not a practical concern).
+    """
+    with torch.no_grad():
+        total = torch.zeros((), dtype=torch.float64)
+        for parameter in module.parameters():
+            if parameter.requires_grad:
+                values = parameter.detach().double().cpu()
+                total += values.abs().sum() + values.square().sum()
+    return float(total)
+
+
 def build_learner(spec: RunSpec, data: LoadedData, device: str | None = None) -> tuple[Learner, int]:
     """Build the run's model, check its output shape on two examples, wrap it for its method.
 
@@ -204,12 +225,15 @@ class _Run:
         self.epoch_loss_sum = 0.0
         self.elapsed_before = 0.0  # seconds trained before the checkpoint this run resumed from
         self.first_loss: float | None = None  # the first logged training loss: the divergence reference
+        self.start_checksum: float | None = None  # the trainable parameters before the first step
         self.last_checkpoint = time.perf_counter()
 
     # -- the loop ------------------------------------------------------------------------
     def execute(self) -> RunResult:
         learner, params = build_learner(self.spec, self.data)
         self._restore(learner)
+        if self.step == 0:
+            self.start_checksum = parameter_checksum(learner.module)
         start = time.perf_counter()  # the budget and the timings count training, not set-up
         self.last_checkpoint = start
         status, reason = "ok", None
@@ -219,6 +243,8 @@ class _Run:
             status, reason = "diverged", str(diverged)
         except Exception as error:
             raise TrainingFailed(PartialRun(params, self._elapsed(start), tuple(self.history))) from error
+        if status == "ok" and self.start_checksum is not None and parameter_checksum(learner.module) == self.start_checksum:
+            status, reason = "failed", TRAINED_NOTHING
         explanation = learner.explain()
         return RunResult(
             key=self.spec.key,
@@ -359,6 +385,7 @@ class _Run:
         position = RunPosition(
             epoch=self.epoch, batch=self.batch, step=self.step, epoch_loss_sum=self.epoch_loss_sum,
             first_loss=self.first_loss, elapsed=self._elapsed(start), history=tuple(self.history),
+            start_checksum=self.start_checksum,
         )
         self.checkpoint.save(learner, position, self.device)
         self.last_checkpoint = time.perf_counter()
@@ -378,4 +405,5 @@ class _Run:
         self.first_loss = position.first_loss
         self.elapsed_before = position.elapsed
         self.history = list(position.history)
+        self.start_checksum = position.start_checksum
         logger.debug("%s: resumed from its checkpoint at step %d (epoch %d)", self.spec.key, self.step, self.epoch + 1)
