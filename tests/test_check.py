@@ -34,7 +34,7 @@ from alrao_cli.study.check import (
     CHECK_ITEMS,
     ArchCheck,
     check_architecture,
-    failure_reason,
+    failure_with_location,
     run_checks,
     torch_threads,
 )
@@ -545,8 +545,8 @@ def test_fewer_than_two_steps_is_a_user_error(data):
 
 
 def test_failure_reason_is_type_and_message_on_one_line():
-    assert failure_reason(KeyError("a\n  b")) == "KeyError: 'a\\n b'"
-    assert failure_reason(AlraoUserError("bad input", hint="fix it")) == "bad input (fix it)"
+    assert failure_with_location(KeyError("a\n  b")) == "KeyError: 'a\\n b'"
+    assert failure_with_location(AlraoUserError("bad input", hint="fix it")) == "bad input (fix it)"
 
 
 @pytest.mark.parametrize(
@@ -561,7 +561,7 @@ def test_failure_reason_is_type_and_message_on_one_line():
 )
 def test_check_and_screen_share_one_failure_rule(error):
     """Raised outside model code, a check's reason is the screen's line itself (no location to add)."""
-    assert failure_reason(error) == failure_line(error)
+    assert failure_with_location(error) == failure_line(error)
     assert "\n" not in failure_line(error) and "  " not in failure_line(error)
 
 

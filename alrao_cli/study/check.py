@@ -153,7 +153,7 @@ def run_checks(
             try:
                 canonical = expand_arch(arch)
             except Exception as error:  # noqa: BLE001 - any user file may raise anything while importing
-                results.append(_failed_at_build(arch, failure_reason(error), time.perf_counter() - started))
+                results.append(_failed_at_build(arch, failure_with_location(error), time.perf_counter() - started))
                 continue
             for name in canonical:
                 _, kwargs, head = model_settings(model_kwargs, heads, arch, name)
@@ -211,7 +211,7 @@ def fixed_batch(data: LoadedData, seed: int) -> tuple[Tensor, Tensor]:
     return first
 
 
-def failure_reason(error: BaseException) -> str:
+def failure_with_location(error: BaseException) -> str:
     """The screen's one line for a failure (:func:`~alrao_cli.study.attempt.failure_line`), and where.
 
     An unexpected exception raised in model code also says where (``file:line``), since
@@ -261,7 +261,7 @@ def _run_item(name: str, item: Callable[[], _Passed]) -> ItemResult:
     try:
         passed = item()
     except Exception as error:  # noqa: BLE001 - a model's code may raise anything: that is what is checked
-        return ItemResult(name, "failed", time.perf_counter() - started, failure_reason(error))
+        return ItemResult(name, "failed", time.perf_counter() - started, failure_with_location(error))
     return ItemResult(name, "passed", time.perf_counter() - started, detail=passed.detail, note=passed.note)
 
 
@@ -459,7 +459,7 @@ class _Checker:
                 item()
         except Exception as error:  # the first run passed these items: the second must too
             raise CheckFailed(
-                f"a second run with seed {self.seed} failed where the first passed: {failure_reason(error)}"
+                f"a second run with seed {self.seed} failed where the first passed: {failure_with_location(error)}"
             ) from error
         difference = _largest_difference(self.output, again.output)
         if difference:
