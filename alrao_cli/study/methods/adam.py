@@ -21,7 +21,7 @@ class AdamMethod(TrainingMethod):
     def learner(self, model, spec, context):
         options: AdamOptions = self.options(spec)
         optimizer = torch.optim.Adam(
-            model.parameters(), lr=spec.lr if spec.lr is not None else self.default_lr,
+            model.parameters(), lr=self.rate(spec),
             weight_decay=options.weight_decay,
         )
         return TorchOptimizerLearner(model, optimizer, context.task)

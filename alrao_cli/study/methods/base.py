@@ -131,6 +131,10 @@ class TrainingMethod(ABC):
         """Its name for ``--baseline``: ``NAME-grid`` when it is tuned over the grid (``sgd-grid``)."""
         return f"{self.name}-grid" if self.tuned_over_grid else self.name
 
+    def rate(self, spec: MethodSpec) -> float | None:
+        """The run's rate: the spec's (a grid's point, ``--lr``), else the method's ``default_lr``."""
+        return spec.lr if spec.lr is not None else self.default_lr
+
     def options(self, spec: MethodSpec) -> MethodOptions:
         """The spec's options, or the method's defaults when it gives none."""
         if spec.options is None:

@@ -59,7 +59,7 @@ class SGDHDMethod(TrainingMethod):
 
     def learner(self, model, spec, context):
         options: SGDHDOptions = self.options(spec)
-        lr = spec.lr if spec.lr is not None else self.default_lr
+        lr = self.rate(spec)
         return HypergradientLearner(model, SGDHD(model.parameters(), lr=lr, hyper_lr=options.beta), context.task)
 
 
@@ -80,5 +80,5 @@ class AdamHDMethod(TrainingMethod):
 
     def learner(self, model, spec, context):
         options: AdamHDOptions = self.options(spec)
-        lr = spec.lr if spec.lr is not None else self.default_lr
+        lr = self.rate(spec)
         return HypergradientLearner(model, AdamHD(model.parameters(), lr=lr, hyper_lr=options.beta), context.task)

@@ -99,7 +99,7 @@ class MLHDMethod(TrainingMethod):
     def learner(self, model, spec, context):
         options: MLHDOptions = self.options(spec)
         optimizer = SGDMLHD(
-            model.parameters(), lr=spec.lr if spec.lr is not None else self.default_lr,
+            model.parameters(), lr=self.rate(spec),
             hyper_lr=options.beta, combo_lr=options.combo_lr, gammas=_gammas(options),
         )
         return MLHDLearner(model, optimizer, context.task)
@@ -122,7 +122,7 @@ class AdamMLHDMethod(TrainingMethod):
     def learner(self, model, spec, context):
         options: AdamMLHDOptions = self.options(spec)
         optimizer = AdamMLHD(
-            model.parameters(), lr=spec.lr if spec.lr is not None else self.default_lr,
+            model.parameters(), lr=self.rate(spec),
             hyper_lr=options.beta, combo_lr=options.combo_lr, gammas=_gammas(options),
         )
         return MLHDLearner(model, optimizer, context.task)

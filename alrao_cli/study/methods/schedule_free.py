@@ -159,7 +159,7 @@ class SFSGDMethod(TrainingMethod):
         options: SFSGDOptions = self.options(spec)
         schedulefree = import_package(self.name, "schedulefree")
         optimizer = schedulefree.SGDScheduleFree(
-            model.parameters(), lr=spec.lr if spec.lr is not None else self.default_lr, momentum=options.beta,
+            model.parameters(), lr=self.rate(spec), momentum=options.beta,
             weight_decay=options.weight_decay, warmup_steps=options.warmup_steps, r=options.r,
             weight_lr_power=options.weight_lr_power,
         )
@@ -185,7 +185,7 @@ class SFAdamWMethod(TrainingMethod):
         options: SFAdamWOptions = self.options(spec)
         schedulefree = import_package(self.name, "schedulefree")
         optimizer = schedulefree.AdamWScheduleFree(
-            model.parameters(), lr=spec.lr if spec.lr is not None else self.default_lr,
+            model.parameters(), lr=self.rate(spec),
             betas=(options.beta1, options.beta2), eps=options.eps, weight_decay=options.weight_decay,
             warmup_steps=options.warmup_steps, r=options.r, weight_lr_power=options.weight_lr_power,
         )
