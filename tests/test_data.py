@@ -25,7 +25,7 @@ from alrao_cli.data.datasets import (
     LazyImageDataset,
     Normalization,
 )
-from alrao_cli.data.factory import LABEL_SAMPLE
+from alrao_cli.data.factory_items import LABEL_SAMPLE
 from alrao_cli.data.load import load_data
 from alrao_cli.data.mnist1d import MNIST1D_ARGUMENTS, cache_path, mnist1d_arrays
 from alrao_cli.data.spec import DataSpec
@@ -613,8 +613,7 @@ def test_a_label_the_sample_missed_fails_when_training_reads_it(tmp_path: Path) 
     with pytest.raises(AlraoUserError) as raised:
         for _ in batches(loaded.train, 1000, shuffle=False, seed=0, epoch=0):
             pass
-    assert "example 5000 of the training dataset" in raised.value.message
-    assert "class label 99, outside the 5 classes" in raised.value.message
+    assert "training item 5000: label 99 is outside the 5 classes" in raised.value.message
     assert "`classes`" in raised.value.hint
 
 
@@ -629,7 +628,7 @@ def make():
 
 def test_validation_labels_held_as_tensors_are_checked_at_load_time(tmp_path: Path) -> None:
     path = write_factory(tmp_path, VAL_LABEL_BEYOND_TRAIN)
-    with pytest.raises(AlraoUserError, match="validation dataset .* has the class label 3, but there are 3 classes"):
+    with pytest.raises(AlraoUserError, match="validation item 3: label 3 is outside the 3 classes"):
         load_data(DataSpec(f"python:{path}:make"))
 
 
@@ -728,7 +727,7 @@ def test_bad_specs(spec: DataSpec, message: str, hint: str | None) -> None:
     [
         ({"loose.png": True}, "has no class subfolders"),
         ({"cat/notes.txt": False, "dog/0.png": True}, "class subfolder with no images"),
-        ({"cat/0.png": False, "cat/1.png": True, "dog/2.png": True}, "cannot read image"),
+        ({"cat/0.png": False, "cat/1.png": True, "dog/2.png": True}, r"item 0 \(cat/0.png\): cannot be read"),
         ({"cat/0.png": True}, "too few to hold out a validation set"),
     ],
 )

@@ -1,12 +1,17 @@
 """Deterministic minibatches: an epoch's order is a pure function of ``(seed, epoch)``.
 
 Every architecture of a screen sees the same examples in the same order, and a resumed
-run sees exactly the batches it would have seen uninterrupted (``skip``)."""
+run sees exactly the batches it would have seen uninterrupted (``skip``).
+
+A last batch of a single example joins the batch before it: in train mode BatchNorm
+cannot normalise one example ("Expected more than 1 value per channel"), so a dataset of
+33 examples in batches of 32 would fail a BatchNorm model at the end of every epoch.
+Merging keeps every example in every epoch; :func:`num_batches` counts the same batches,
+so that schedules (1cycle) and resumed runs see the exact number."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterator
 
 import torch
@@ -29,8 +34,23 @@ def mixed_seed(*parts: object) -> int:
 def num_batches(dataset: Dataset, batch_size: int, drop_last: bool = False) -> int:
     """How many minibatches :func:`batches` yields for one epoch of ``dataset``."""
     _check_batch_size(batch_size)
-    size = len(dataset)
-    return size // batch_size if drop_last else math.ceil(size / batch_size)
+    return _count(len(dataset), batch_size, drop_last)
+
+
+def _count(size: int, batch_size: int, drop_last: bool) -> int:
+    if drop_last:
+        return size // batch_size
+    whole, left = divmod(size, batch_size)
+    if left == 1 and whole > 0:
+        return whole  # the last example joins the batch before it
+    return whole + (left > 0)
+
+
+def _bounds(number: int, total: int, batch_size: int, size: int, drop_last: bool) -> tuple[int, int]:
+    """Where batch ``number`` starts and ends in the epoch's order: the last one takes what is left."""
+    start = number * batch_size
+    last = number == total - 1 and not drop_last
+    return start, size if last else start + batch_size
 
 
 def epoch_order(size: int, *, shuffle: bool, seed: int, epoch: int) -> Tensor:
@@ -63,33 +83,25 @@ def batches(
     if skip < 0:
         raise ValueError(f"skip must be >= 0, got {skip}")
     order = epoch_order(len(dataset), shuffle=shuffle, seed=seed, epoch=epoch)
+    chunks = [order[slice(*_bounds(n, total, batch_size, len(order), drop_last))] for n in range(skip, total)]
     if isinstance(dataset, InMemoryDataset):
-        return _tensor_batches(dataset, order, batch_size, range(skip, total), seed, epoch)
-    return _loader_batches(dataset, order, batch_size, skip, total, workers, seed, epoch)
+        return _tensor_batches(dataset, chunks, skip, seed, epoch)
+    return _loader_batches(dataset, chunks, skip, workers, seed, epoch)
 
 
 def _tensor_batches(
-    dataset: InMemoryDataset, order: Tensor, batch_size: int, numbers: range, seed: int, epoch: int
+    dataset: InMemoryDataset, chunks: list[Tensor], skip: int, seed: int, epoch: int
 ) -> Iterator[tuple[Tensor, Tensor]]:
     augmenting = dataset.augmentation is not None
-    for number in numbers:
-        indices = order[number * batch_size : (number + 1) * batch_size]
+    for number, indices in enumerate(chunks, start=skip):
         generator = _augmentation_generator(seed, epoch, number) if augmenting else None
         yield dataset.batch(indices, generator)
 
 
 def _loader_batches(
-    dataset: Dataset,
-    order: Tensor,
-    batch_size: int,
-    skip: int,
-    total: int,
-    workers: int,
-    seed: int,
-    epoch: int,
+    dataset: Dataset, chunks: list[Tensor], skip: int, workers: int, seed: int, epoch: int
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    kept = order[skip * batch_size : total * batch_size].tolist()
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=kept, num_workers=workers)
+    loader = DataLoader(dataset, batch_sampler=[chunk.tolist() for chunk in chunks], num_workers=workers)
     augmentation: Augmentation | None = getattr(dataset, "augmentation", None)
     for number, (inputs, targets) in enumerate(loader, start=skip):
         if augmentation is not None:

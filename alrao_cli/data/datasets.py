@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from alrao_cli.data.problems import data_problem
 from alrao_cli.data.spec import DataInfo
-from alrao_cli.errors import AlraoUserError
+from alrao_cli.util.reasons import one_line_reason
 
 CROP_PADDING = 4
 
@@ -90,7 +93,9 @@ class InMemoryDataset(Dataset):
 
     ``inputs`` are stored raw (``uint8`` pixels when ``normalization`` is set) and
     turned into model inputs per batch; ``augmentation``, when set, is applied by
-    :func:`batches` (training sets only).
+    :func:`batches` (training sets only). ``positions`` are the examples' indices in the
+    data their source gave (a factory's dataset, a source's training split), so that a
+    problem found after a split or a subset names the item as its owner knows it.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class InMemoryDataset(Dataset):
         targets: Tensor,
         normalization: Normalization | None = None,
         augmentation: Augmentation | None = None,
+        positions: Tensor | None = None,
     ) -> None:
         if len(inputs) != len(targets):
             raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
@@ -106,6 +112,7 @@ class InMemoryDataset(Dataset):
         self.targets = targets
         self.normalization = normalization
         self.augmentation = augmentation
+        self.positions = torch.arange(len(targets)) if positions is None else positions
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -130,11 +137,21 @@ class InMemoryDataset(Dataset):
             self.targets.index_select(0, indices),
             self.normalization,
             self.augmentation,
+            self.positions.index_select(0, indices),
         )
 
     def augmented(self, augmentation: Augmentation | None) -> InMemoryDataset:
         """The same examples with another augmentation (or none)."""
-        return InMemoryDataset(self.inputs, self.targets, self.normalization, augmentation)
+        return InMemoryDataset(self.inputs, self.targets, self.normalization, augmentation, self.positions)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFile:
+    """One image of a folder: its file, its class, and how a problem with it is named (``item 17 (cat/a.png)``)."""
+
+    path: str
+    label: int
+    item: str
 
 
 class LazyImageDataset(Dataset):
@@ -142,36 +159,47 @@ class LazyImageDataset(Dataset):
 
     Items are normalised like :class:`InMemoryDataset` batches; ``augmentation`` is
     applied by :func:`batches` to whole collated batches, exactly as on the fast path.
+    ``name`` is the data source's, for the line that names a file that cannot be read.
     """
 
     def __init__(
         self,
-        samples: Sequence[tuple[str, int]],
+        name: str,
+        files: Sequence[ImageFile],
         size: int,
         normalization: Normalization,
         augmentation: Augmentation | None = None,
     ) -> None:
-        self.samples = list(samples)
+        self.name = name
+        self.files = list(files)
         self.size = size
         self.normalization = normalization
         self.augmentation = augmentation
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        path, label = self.samples[index]
-        pixels = read_image(path, self.size)
-        return self.normalization(pixels.unsqueeze(0))[0], label
+        pixels = self.pixels(index)
+        return self.normalization(pixels.unsqueeze(0))[0], self.files[index].label
+
+    def pixels(self, index: int) -> Tensor:
+        """The image at ``index`` as ``uint8 [3, size, size]``; one that cannot be read is named in one line."""
+        image = self.files[index]
+        try:
+            return read_image(image.path, self.size)
+        except Exception as error:  # decoding a user's file may raise anything: that file is to blame
+            reason = f"cannot be read: {one_line_reason(error)}"
+            raise data_problem(self.name, image.item, reason, hint=_unreadable_hint(error)) from error
 
     def select(self, indices: Tensor) -> LazyImageDataset:
-        """A dataset of the samples at ``indices``, in that order."""
-        chosen = [self.samples[i] for i in indices.tolist()]
-        return LazyImageDataset(chosen, self.size, self.normalization, self.augmentation)
+        """A dataset of the files at ``indices``, in that order."""
+        chosen = [self.files[i] for i in indices.tolist()]
+        return LazyImageDataset(self.name, chosen, self.size, self.normalization, self.augmentation)
 
     def augmented(self, augmentation: Augmentation | None) -> LazyImageDataset:
-        """The same samples with another augmentation (or none)."""
-        return LazyImageDataset(self.samples, self.size, self.normalization, augmentation)
+        """The same files with another augmentation (or none)."""
+        return LazyImageDataset(self.name, self.files, self.size, self.normalization, augmentation)
 
 
 def read_image(path: str, size: int) -> Tensor:
@@ -179,14 +207,24 @@ def read_image(path: str, size: int) -> Tensor:
 
     Grayscale, palette and alpha images become RGB (alpha is dropped); 16-bit images keep
     their brightness, where PIL's own conversion would clip everything above 255 to white.
+    An image over PIL's pixel limit is refused, not decoded: PIL only warns below twice
+    the limit, and a small file that decodes to gigapixels (a decompression bomb) would
+    take the machine's memory before any check could see it.
     """
     from PIL import Image
 
-    try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as image:
             if image.mode.startswith("I;16"):
                 image = Image.fromarray((np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8))
             resized = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    except (OSError, ValueError) as error:
-        raise AlraoUserError(f"cannot read image {path}: {error}", hint="remove or replace the file") from error
     return torch.from_numpy(np.array(resized, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def _unreadable_hint(error: Exception) -> str:
+    from PIL import Image
+
+    if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"shrink it below PIL's limit of {Image.MAX_IMAGE_PIXELS:,} pixels, or remove it"
+    return "remove or replace the file"

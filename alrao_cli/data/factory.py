@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,10 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from torch.utils.data import TensorDataset as TorchTensorDataset
 
+from alrao_cli.data.checks import Expected, expected_from
 from alrao_cli.data.datasets import InMemoryDataset, LoadedData
+from alrao_cli.data.factory_items import CheckedItems, check_item, held, read_item, sample_positions
 from alrao_cli.data.spec import DataSpec
 from alrao_cli.data.splits import loaded, take_shuffled
 from alrao_cli.errors import AlraoUserError
@@ -34,15 +36,20 @@ def load_python_factory(spec: DataSpec, file: Path, factory_name: str) -> Loaded
         )
     returned = _call_factory(factory, file, factory_name, spec)
     train, val = _check_factory_result(returned, file, factory_name)
-    task, num_classes, labels_checked = _infer_task(train, file)
-    train, val = _fast_if_tensors(train), _fast_if_tensors(val)
-    if task == "classification":
-        train = train if labels_checked else _labels_checked(train, num_classes, file, "training")
-        val = _labels_checked(val, num_classes, file, "validation")
+    classes = getattr(train, "classes", None)
+    train, val = held(train), held(val)
+    name = spec.source
+    # Read now, so that a bad item stops the study before training: a sample of what is not held as tensors.
+    train_sample = _sample(train, name, "training") if classes is None else []
+    expected = _expected(name, train, classes, train_sample, file)
+    for role, items in (("training", train_sample), ("validation", _sample(val, name, "validation"))):
+        for index, x, y in items:
+            check_item(index, x, y, expected, role)
+    train, val = _checked(train, expected, "training"), _checked(val, expected, "validation")
     if spec.subset is not None:
         train = take_shuffled(train, spec.subset, spec.seed)
         val = take_shuffled(val, max(1, spec.subset // 4), spec.seed)
-    return loaded(spec.source, num_classes, train, val, task)
+    return loaded(name, expected.num_classes, train, val, expected.task)
 
 
 def _call_factory(factory: Any, file: Path, factory_name: str, spec: DataSpec) -> Any:
@@ -114,116 +121,46 @@ def _check_factory_result(returned: Any, file: Path, factory_name: str) -> tuple
     return train, val
 
 
-# A dataset whose labels are not held as one tensor is read for at most this many labels
-# when the data is loaded; the others are checked as training reads them.
-LABEL_SAMPLE = 256
-_CLASSES_HINT = "give the training dataset a `classes` attribute listing every class"
+Sample = list[tuple[int, Tensor, Tensor]]
+"""Items read at load time: ``(index, x, y)``, in a model's types."""
 
 
-def _infer_task(train: Dataset, file: Path) -> tuple[str, int, bool]:
-    """The task, its number of classes (outputs, for regression), and whether every label was checked.
+def _sample(dataset: Dataset, name: str, role: str) -> Sample:
+    """The items of ``dataset`` at :func:`~alrao_cli.data.factory_items.sample_positions`; none of held tensors."""
+    if isinstance(dataset, InMemoryDataset):
+        return []  # checked whole by loaded()
+    return [(index, *read_item(dataset, index, name, role)) for index in sample_positions(len(dataset))]
 
-    The first example decides the task: integer targets are class labels, float targets
-    regression targets (as many outputs as the target has values). For classification,
-    without reading a large dataset through:
 
-    - labels held as one tensor (a ``TensorDataset`` of inputs and labels) are all read;
-    - otherwise at most :data:`LABEL_SAMPLE` examples are, spread evenly from the first to
-      the last (a dataset sorted by class shows its last class too);
-    - the number of classes is the length of the dataset's ``classes`` attribute where it
-      has one, else the largest label read plus one.
+def _expected(name: str, train: Dataset, classes: Sequence[object] | None, sample: Sample, file: Path) -> Expected:
+    """The task, its number of classes (outputs, for regression), and what every item must be, from the training data.
 
-    Labels not read here are checked when training reads them (:class:`CheckedLabels`):
-    one outside ``[0, num_classes)`` is an error that says how to declare the classes.
+    The first item decides the task: an integer target is a class label, a float target
+    a regression target (as many outputs as it has values). The number of classes is the
+    length of the dataset's ``classes`` attribute where it has one, else the largest
+    label plus one, without reading a large dataset through: labels held as one tensor
+    are all read, otherwise those of ``sample``. Labels not read here are checked when
+    training reads them.
     """
-    target = torch.as_tensor(train[0][1])
+    first = (sample[0][1], sample[0][2]) if sample else read_item(train, 0, name, "training")
+    target = first[1]
     if target.is_floating_point():
-        return "regression", max(1, target.numel()), True
+        return expected_from(name, "regression", max(1, target.numel()), first)
     if target.dtype == torch.bool or target.is_complex() or target.numel() != 1:
         raise AlraoUserError(
             f"targets from {file} must be integer class labels or float regression targets, "
-            f"got {target.dtype} of shape {tuple(target.shape)}"
+            f"got {str(target.dtype).removeprefix('torch.')} of shape {list(target.shape)}"
         )
-    classes = getattr(train, "classes", None)
-    labels = _held_labels(train)
-    if labels is None and classes is not None:
-        return "classification", len(classes), False  # declared: nothing to count
-    size = len(train)
-    checked = labels is not None or size <= LABEL_SAMPLE
-    if labels is None:
-        read = range(size) if size <= LABEL_SAMPLE else _spread(size, LABEL_SAMPLE)
-        labels = torch.as_tensor([int(torch.as_tensor(train[i][1])) for i in read])
-    num_classes = len(classes) if classes is not None else int(labels.max()) + 1
-    _check_label_range(labels, num_classes, file, "training")
-    return "classification", num_classes, checked
+    if classes is not None:
+        return expected_from(name, "classification", len(classes), first)
+    if isinstance(train, InMemoryDataset):
+        largest = int(train.targets.max())
+    else:
+        largest = max(int(y) for _, _, y in sample if y.numel() == 1 and not y.is_floating_point())
+    return expected_from(name, "classification", largest + 1, first)
 
 
-def _check_label_range(labels: Tensor, num_classes: int, file: Path, role: str) -> None:
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0:
-        raise AlraoUserError(f"class labels from {file} must be >= 0, found {low}")
-    if high >= num_classes:
-        raise AlraoUserError(
-            f"the {role} dataset from {file} has the class label {high}, but there are {num_classes} classes "
-            f"(labels 0 to {num_classes - 1})",
-            hint=_CLASSES_HINT,
-        )
-
-
-def _labels_checked(dataset: Dataset, num_classes: int, file: Path, role: str) -> Dataset:
-    """``dataset`` with its labels checked: now where it holds them as a tensor, else as each is read."""
-    if isinstance(dataset, InMemoryDataset):
-        _check_label_range(dataset.targets, num_classes, file, role)
-        return dataset
-    return CheckedLabels(dataset, num_classes, file, role)
-
-
-def _held_labels(dataset: Dataset) -> Tensor | None:
-    """The labels of a dataset that holds them as one tensor (a ``TensorDataset`` of two)."""
-    if isinstance(dataset, TorchTensorDataset) and len(dataset.tensors) == 2:
-        return dataset.tensors[1]
-    return None
-
-
-def _spread(size: int, count: int) -> list[int]:
-    """``count`` indices of ``range(size)`` spread evenly, the first and the last included."""
-    return [round(i * (size - 1) / (count - 1)) for i in range(count)]
-
-
-class CheckedLabels(Dataset):
-    """A dataset whose labels were sampled, not all read, at load time: each is checked as it is read.
-
-    Attributes not its own are the wrapped dataset's (its ``classes``, ``augmentation``...).
-    """
-
-    def __init__(self, dataset: Dataset, num_classes: int, file: Path, role: str = "training") -> None:
-        self.dataset = dataset
-        self.num_classes = num_classes
-        self.file = file
-        self.role = role
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        x, y = self.dataset[index]
-        label = int(torch.as_tensor(y))
-        if not 0 <= label < self.num_classes:
-            raise AlraoUserError(
-                f"example {index} of the {self.role} dataset from {self.file} has the class label {label}, "
-                f"outside the {self.num_classes} classes (0 to {self.num_classes - 1}) known when it was loaded",
-                hint=_CLASSES_HINT,
-            )
-        return x, y
-
-    def __getattr__(self, name: str):
-        if name.startswith("__") or name in ("dataset", "num_classes", "file", "role"):
-            raise AttributeError(name)  # not the wrapped dataset's (and unpickling asks before __dict__ is set)
-        return getattr(self.dataset, name)
-
-
-def _fast_if_tensors(dataset: Dataset) -> Dataset:
-    """A torch ``TensorDataset`` of ``(x, y)`` becomes an :class:`InMemoryDataset` (fast batches)."""
-    if isinstance(dataset, TorchTensorDataset) and len(dataset.tensors) == 2:
-        return InMemoryDataset(*dataset.tensors)
-    return dataset
+def _checked(dataset: Dataset, expected: Expected, role: str) -> Dataset:
+    """Held tensors as they are (:func:`~alrao_cli.data.splits.loaded` checks them whole); any
+    other dataset checked item by item as training reads it."""
+    return dataset if isinstance(dataset, InMemoryDataset) else CheckedItems(dataset, expected, role)

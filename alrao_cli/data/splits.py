@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
+from alrao_cli.data.checks import check_loaded, expected_from
 from alrao_cli.data.datasets import (
     Augmentation,
     InMemoryDataset,
@@ -41,10 +42,13 @@ def split_seeded(
 
 
 def loaded(name: str, num_classes: int, train: Dataset, val: Dataset, task: str = "classification") -> LoadedData:
-    """Bundle the datasets with their description; the input shape is read off the first example."""
-    first_input = train[0][0]
-    shape = tuple(torch.as_tensor(first_input).shape)
-    info = DataInfo(name, num_classes, shape, len(train), len(val), task)
+    """Check the datasets and bundle them with their description: every source's data comes through here.
+
+    The first training example gives the input shape, and what every example is checked against.
+    """
+    expected = expected_from(name, task, num_classes, train[0])
+    check_loaded(train, val, expected)
+    info = DataInfo(name, num_classes, expected.input_shape, len(train), len(val), task)
     return LoadedData(train, val, info)
 
 
