@@ -60,6 +60,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise AlraoUserError(f"invalid YAML in {place}: {error.problem or error}", hint=hint) from None
     except yaml.YAMLError as error:
         raise AlraoUserError(f"invalid YAML in {path}: {error}", hint="check the file is YAML text") from None
+    except RecursionError:  # PyYAML recurses once per level: a few hundred nested lists are enough
+        raise AlraoUserError(
+            f"invalid YAML in {path}: nested too deeply", hint="no option nests more than a few levels"
+        ) from None
     if values is None:
         return {}
     if not isinstance(values, dict):

@@ -16,20 +16,26 @@ from typing import Any
 import torch
 
 from alrao_cli.learned.schedule_net import ScheduleNet
+from alrao_cli.util.files import write_atomic_with
 
 FORMAT = "alrao-mlr-snet"
 VERSION = 1
 _STATE_BUFFERS = ("h", "c")
 
 
-def save_schedule_net(net: ScheduleNet, path: str | Path) -> None:
-    """Write ``net``'s config and weights (not its hidden state) to ``path``."""
+def save_schedule_net(net: ScheduleNet, path: str | Path, run_dir: Path | None = None) -> None:
+    """Write ``net``'s config and weights (not its hidden state) to ``path``.
+
+    Inside a run directory (``run_dir``), the folders are created and links refused as for
+    every file alrao writes there (:func:`~alrao_cli.util.files.atomic_file`).
+    """
     weights = {
         name: tensor.detach().cpu().clone()
         for name, tensor in net.state_dict().items()
         if name not in _STATE_BUFFERS
     }
-    torch.save({"format": FORMAT, "version": VERSION, "config": net.config(), "weights": weights}, path)
+    saved = {"format": FORMAT, "version": VERSION, "config": net.config(), "weights": weights}
+    write_atomic_with(Path(path), lambda file: torch.save(saved, file), run_dir=run_dir)  # never half a net
 
 
 def load_schedule_net(path: str | Path) -> ScheduleNet:

@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args
 
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.util.files import write_text_atomic
+from alrao_cli.util.strict_json import loads_strict
 
 SCHEMA_VERSION = 1
 RESULTS_JSON = "results.json"
@@ -27,7 +28,8 @@ RESULTS_CSV = "results.csv"
 _NOT_A_RUN_HINT = "pass a folder written by `alrao screen` or `alrao compare`"
 _CORRUPT_HINT = "it was not written by alrao or was edited by hand; rerun the study"
 
-Status = Literal["ok", "diverged", "failed"]
+# "timed out": stopped past its --time-budget and grace (study.time_limit): a problem, never ranked
+Status = Literal["ok", "diverged", "timed out", "failed"]
 STATUSES: tuple[str, ...] = get_args(Status)
 
 # Results written before runs saved their method's label: the built-in methods of then.
@@ -97,6 +99,9 @@ class RunResult:
     history: tuple[EpochRecord, ...] = ()
     copy_lrs: tuple[float, ...] | None = None  # Alrao: the output copies' rates
     rate_summary: dict[str, Any] | None = None  # Alrao: the sampled per-feature rates (JSON-able)
+    # What another method says about itself after training (JSON-able): MLR-SNet's rate
+    # trajectory, reversible-HD's tuned schedule, an adaptive method's settled rate.
+    explanation: dict[str, Any] | None = None
     spec: dict[str, Any] = field(default_factory=dict)  # the run's spec, to reproduce it
     # How the method describes itself, saved so that a report needs no method registry:
     method_label: str = ""  # "SGD"; "" reads as the method's name
@@ -159,6 +164,7 @@ class RunResult:
             "history": [record.to_dict() for record in self.history],
             "copy_lrs": _float_list(self.copy_lrs),
             "rate_summary": json_safe(self.rate_summary),
+            "explanation": json_safe(self.explanation),
             "spec": json_safe(self.spec),
             "method_label": self.method_label,
             "tuned_over_grid": self.tuned_over_grid,
@@ -187,6 +193,7 @@ class RunResult:
             history=tuple(EpochRecord.from_dict(_mapping(record, "history")) for record in history),
             copy_lrs=_optional_floats(data, "copy_lrs"),
             rate_summary=_optional_mapping(data, "rate_summary"),
+            explanation=_optional_mapping(data, "explanation"),
             spec=_optional_mapping(data, "spec") or {},
             method_label=_optional_str(data, "method_label") or "",
             tuned_over_grid=data.get("tuned_over_grid") if isinstance(data.get("tuned_over_grid"), bool) else None,
@@ -257,21 +264,19 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, *, run_dir: Path | None = None) -> None:
     """Write ``data`` as strict JSON (non-finite floats as null), atomically (:mod:`alrao_cli.util.files`)."""
-    write_text_atomic(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n", run_dir=run_dir)
 
 
 def save_study(run_dir: Path, study: StudyResult) -> None:
-    """Write ``results.json`` (everything) and ``results.csv`` (one row per run)."""
-    try:
-        write_json_atomic(run_dir / RESULTS_JSON, study.to_dict())
-        write_text_atomic(run_dir / RESULTS_CSV, runs_csv(study.runs))
-    except OSError as error:
-        raise AlraoUserError(
-            f"cannot write the results in {run_dir}: {error.strerror or error}",
-            hint="free some disk space or choose another folder with --out",
-        ) from None
+    """Write ``results.json`` (everything) and ``results.csv`` (one row per run).
+
+    Neither is written through a link, and a failed write (a full disk) is one
+    :class:`~alrao_cli.util.files.RunDirectoryError` line: the file keeps what it held.
+    """
+    write_json_atomic(run_dir / RESULTS_JSON, study.to_dict(), run_dir=run_dir)
+    write_text_atomic(run_dir / RESULTS_CSV, runs_csv(study.runs), run_dir=run_dir)
 
 
 def runs_csv(runs: Iterable[RunResult]) -> str:
@@ -300,10 +305,10 @@ def load_study(run_dir: Path) -> StudyResult:
             f"{run_dir}: not a run directory (no {RESULTS_JSON} in it)", hint=_NOT_A_RUN_HINT
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_strict(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise AlraoUserError(f"cannot read {path}: {error.strerror or error}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except ValueError as error:  # not UTF-8, not JSON, a key given twice, nested past any real file
         raise AlraoUserError(f"{path} is corrupt: {error}", hint=_CORRUPT_HINT) from None
     if not isinstance(data, dict) or "schema_version" not in data or "runs" not in data:
         raise AlraoUserError(f"{path} is not an alrao results file", hint=_NOT_A_RUN_HINT)

@@ -2,7 +2,9 @@
 
 One file per run, ``RUN_DIR/checkpoints/<key as a file name>.pt``, written atomically
 (a crash leaves the previous checkpoint or the new one, never half of one) and read
-with ``torch.load(weights_only=True)``: it holds plain data and tensors only.
+with ``torch.load(weights_only=True)``: it holds plain data and tensors only. A study's
+checkpoint is written as every file of a run directory is (:mod:`alrao_cli.util.files`):
+never through a link, and a full disk stops the study rather than failing the run.
 
 What the file holds (a dict):
 
@@ -39,12 +41,13 @@ from alrao_cli.study.spec import RunSpec
 from alrao_cli.util.files import safe_name, write_atomic_with
 
 CHECKPOINT_FORMAT = 1
+CHECKPOINTS = "checkpoints"  # the folder of a run directory that holds them
 _GENERATORS = ("rng", "python_rng", "numpy_rng")
 
 
 def checkpoint_path(run_dir: Path, key: str) -> Path:
     """Where the run ``key`` of the study in ``run_dir`` keeps its checkpoint."""
-    return run_dir / "checkpoints" / f"{safe_name(key)}.pt"
+    return run_dir / CHECKPOINTS / f"{safe_name(key)}.pt"
 
 
 def discard_checkpoint(checkpoint: Path) -> None:
@@ -74,16 +77,22 @@ class UnusableCheckpoint(Exception):
 
 
 class Checkpoint:
-    """The checkpoint file of one run, identified by its key and its settings' fingerprint."""
+    """The checkpoint file of one run, identified by its key and its settings' fingerprint.
 
-    def __init__(self, path: Path, key: str, fingerprint: str) -> None:
+    ``run_dir``: the run directory the file belongs to, if any (``alrao check`` writes one
+    into a temporary folder): see :func:`~alrao_cli.util.files.atomic_file`.
+    """
+
+    def __init__(self, path: Path, key: str, fingerprint: str, run_dir: Path | None = None) -> None:
         self.path = path
         self.key = key
         self.fingerprint = fingerprint
+        self.run_dir = run_dir
 
     @classmethod
     def of_run(cls, path: Path, spec: RunSpec) -> Checkpoint:
-        return cls(path, spec.key, spec.fingerprint())
+        """The checkpoint of a study's run, at ``path`` = :func:`checkpoint_path` (``RUN_DIR/checkpoints/KEY.pt``)."""
+        return cls(path, spec.key, spec.fingerprint(), run_dir=path.parent.parent)
 
     def save(self, learner: Learner, position: RunPosition, device: torch.device | None = None) -> None:
         """Write the learner, the loop's ``position`` and every generator's state, atomically."""
@@ -102,8 +111,9 @@ class Checkpoint:
             "start_checksum": position.start_checksum,
             **generator_states(device),
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic_with(self.path, lambda handle: torch.save(state, handle))
+        if self.run_dir is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic_with(self.path, lambda handle: torch.save(state, handle), run_dir=self.run_dir)
 
     def restore(
         self, learner: Learner, device: torch.device | None = None, *, generators: bool = True

@@ -6,7 +6,9 @@ kernel drops when its process dies, so a crashed run never blocks ``--resume``),
 ``config.yaml`` carries a digest of itself (a config edited or truncated since the run
 began is refused, not silently mixed into one ranking), and the model files the study
 trains are fingerprinted when it begins (a model file changed since is refused, or with
-``--force`` its runs start again from scratch).
+``--force`` its runs start again from scratch). No file of it is read or written through
+a symbolic link (:func:`~alrao_cli.util.files.refuse_links` says why), and its JSON is
+read strictly (:mod:`alrao_cli.util.strict_json`): an edited file is refused in one line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -25,8 +28,10 @@ from typing import TextIO
 from alrao_cli.config.schema import StudyConfig, build_config
 from alrao_cli.config.yaml_io import dump_config_yaml, load_config_file
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.results.records import RESULTS_JSON, StudyResult, load_study
-from alrao_cli.util.files import write_text_atomic
+from alrao_cli.results.records import RESULTS_CSV, RESULTS_JSON, StudyResult, load_study
+from alrao_cli.study.checkpoint import CHECKPOINTS
+from alrao_cli.util.files import cannot_write, refuse_links, write_text_atomic
+from alrao_cli.util.strict_json import loads_strict
 
 CONFIG_FILE = "config.yaml"
 SOURCES_FILE = "sources.json"  # digests of the model files, by path, as the study began
@@ -48,9 +53,8 @@ def prepare_run_dir(path: Path) -> Path:
     """Create the run directory, or say clearly why it cannot be written."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=path):  # a name of its own: never a link someone left
+            pass
     except OSError as error:
         raise AlraoUserError(
             f"cannot write the output directory {path}: {error.strerror or error}",
@@ -74,10 +78,16 @@ def locked(run_dir: Path) -> Iterator[None]:
 
     ``flock`` locks belong to the open file, so the kernel releases them when the process
     ends, however it ends: a lock left by a killed run never blocks a later ``--resume``.
-    The lock file stays (deleting it would race with a process opening it).
+    The lock file stays (deleting it would race with a process opening it). It is opened
+    without following a link (one would have the pid written over whatever it points to).
     """
     path = run_dir / LOCK_FILE
-    handle: TextIO = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
+    refuse_links(path, run_dir)
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as error:  # a link made since the check (ELOOP), a full or read-only disk
+        raise cannot_write(path, run_dir, error) from None
+    handle: TextIO = os.fdopen(descriptor, "r+", encoding="utf-8")
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -109,7 +119,7 @@ def remove_if_unused(run_dir: Path) -> None:
 def write_config(run_dir: Path, config: StudyConfig) -> None:
     """``config.yaml`` atomically, with a digest of its own text so an edit can be told."""
     text = dump_config_yaml(replace(config, out=None))  # re-running the file never overwrites this run
-    write_text_atomic(run_dir / CONFIG_FILE, f"{_DIGEST_MARK}{_digest(text)}\n{text}")
+    write_text_atomic(run_dir / CONFIG_FILE, f"{_DIGEST_MARK}{_digest(text)}\n{text}", run_dir=run_dir)
 
 
 def read_config(run_dir: Path) -> StudyConfig:
@@ -129,12 +139,16 @@ def read_config(run_dir: Path) -> StudyConfig:
 
 
 def load_resumable(run_dir: Path, kind: str) -> tuple[StudyConfig, StudyResult | None]:
-    """The saved config and results of an earlier run directory, checked to be one."""
+    """The saved config and results of an earlier run directory, checked to be one.
+
+    A link among what a resume reads and rewrites is refused now, before anything trains.
+    """
     if not run_dir.is_dir() or not (run_dir / CONFIG_FILE).is_file():
         raise AlraoUserError(
             f"--resume {run_dir}: not a run directory (no {CONFIG_FILE} in it)",
             hint="pass the folder an earlier `alrao screen` or `alrao compare` printed",
         )
+    _refuse_links_in(run_dir)
     config = read_config(run_dir)
     study = load_study(run_dir) if (run_dir / RESULTS_JSON).exists() else None
     if study is not None and study.kind != kind:
@@ -143,6 +157,15 @@ def load_resumable(run_dir: Path, kind: str) -> tuple[StudyConfig, StudyResult |
             hint=f"resume it with `alrao {study.kind} --resume {run_dir}`",
         )
     return config, study
+
+
+def _refuse_links_in(run_dir: Path) -> None:
+    """What a resume reads and rewrites: the files of the study and every checkpoint."""
+    for name in (CONFIG_FILE, RESULTS_JSON, RESULTS_CSV, SOURCES_FILE, CHECKPOINTS):
+        refuse_links(run_dir / name, run_dir)
+    checkpoints = run_dir / CHECKPOINTS
+    for entry in checkpoints.iterdir() if checkpoints.is_dir() else ():
+        refuse_links(entry, run_dir)
 
 
 # -- model files ------------------------------------------------------------------------
@@ -159,23 +182,36 @@ def source_files(archs: Iterable[str]) -> list[str]:
 
 def record_sources(run_dir: Path, files: Iterable[str]) -> None:
     digests = {file: _file_digest(file) for file in files}
-    write_text_atomic(run_dir / SOURCES_FILE, json.dumps(digests, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(run_dir / SOURCES_FILE, json.dumps(digests, indent=2, sort_keys=True) + "\n", run_dir=run_dir)
 
 
 def changed_sources(run_dir: Path) -> list[str]:
     """The model files whose content differs from when the study began (none recorded: none).
 
     A file that is gone is not "changed": planning the resume reports it as a model that
-    no longer builds.
+    no longer builds. A record that cannot be read is refused: read as "none", it would
+    let every model file change unseen.
     """
+    path = run_dir / SOURCES_FILE
+    if not path.exists():
+        return []  # a study begun before model files were fingerprinted
     try:
-        recorded = json.loads((run_dir / SOURCES_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    if not isinstance(recorded, dict):
-        return []
+        recorded = loads_strict(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise AlraoUserError(f"--resume {run_dir}: cannot read {SOURCES_FILE}: {error.strerror or error}") from None
+    except ValueError as error:  # not UTF-8, not JSON, a key given twice, nested past any real file
+        raise _corrupt_sources(run_dir, str(error)) from None
+    if not isinstance(recorded, dict) or any(not isinstance(digest, (str, type(None))) for digest in recorded.values()):
+        raise _corrupt_sources(run_dir, "not a mapping of model files to digests")
     now = {file: _file_digest(file) for file in recorded}
     return [file for file, digest in recorded.items() if now[file] is not None and now[file] != digest]
+
+
+def _corrupt_sources(run_dir: Path, why: str) -> AlraoUserError:
+    return AlraoUserError(
+        f"--resume {run_dir}: {SOURCES_FILE} is corrupt: {why}",
+        hint="it was edited since the run began; put it back as it was, or start a new run",
+    )
 
 
 def _file_digest(file: str) -> str | None:
