@@ -14,6 +14,7 @@ import logging
 
 import os
 import sys
+import threading
 
 import typer
 from rich.console import Console
@@ -32,6 +33,41 @@ app = typer.Typer(
 # Piped output (a file, CliRunner, CI logs) gets room for the whole table rather than 80 columns.
 out = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 err = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def results_console(divert: bool) -> Iterator[Console]:
+    """The console a command prints its results on: ``out``; with ``divert`` (``--json``),
+    one on the real standard output, while everything else written there goes to stderr.
+
+    Model code runs inside the block and may print, at the Python level (``print``) or
+    below it (``os.write(1, ...)``, a C library's ``printf``): either would corrupt the
+    JSON. So ``sys.stdout`` becomes ``sys.stderr``, and file descriptor 1 points at
+    stderr's, while a duplicate of the real standard output carries the results. Where
+    standard output has no descriptor (a test runner's capture), the first alone.
+    """
+    if not divert:
+        yield out
+        return
+    real = sys.stdout
+    try:
+        descriptor, diverted_to = real.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        with contextlib.redirect_stdout(sys.stderr):
+            yield Console(file=real)
+        return
+    real.flush()
+    kept = os.dup(descriptor)
+    os.dup2(diverted_to, descriptor)
+    try:
+        with (
+            open(kept, "w", encoding=real.encoding, errors=real.errors, closefd=False) as results,
+            contextlib.redirect_stdout(sys.stderr),
+        ):
+            yield Console(file=results)
+    finally:
+        os.dup2(kept, descriptor)
+        os.close(kept)
 
 @contextlib.contextmanager
 def logs_to_stderr(debug: bool) -> Iterator[None]:
@@ -68,21 +104,46 @@ _NoArgsIsHelpError = getattr(_click_exceptions, "NoArgsIsHelpError", ())  # clic
 
 def main() -> None:
     """Console-script entry point: a mistyped flag or value is one red line, exit code 2."""
+    _leave(_run_app())
+
+
+def _run_app() -> int:
+    """The command's exit code, its usage errors and interruption printed."""
     try:
         code = app(prog_name="alrao", standalone_mode=False)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
-        sys.exit(130)
+        return 130
     except _click_exceptions.UsageError as error:
         if isinstance(error, _NoArgsIsHelpError):
-            sys.exit(error.exit_code)  # the help is already printed
+            return error.exit_code  # the help is already printed
         command = error.ctx.command_path if error.ctx is not None else "alrao"
         err.print(
             f"[bold red]error:[/] {escape(error.format_message())} [dim](see {escape(command)} --help)[/]",
             highlight=False, soft_wrap=True,
         )
-        sys.exit(error.exit_code)
-    sys.exit(code or 0)
+        return error.exit_code
+    return code or 0
+
+
+def _leave(code: int) -> None:
+    """Exit with ``code``, even where model code left a thread running that would hold the process.
+
+    Python waits for every non-daemon thread before it exits: a model's forgotten thread
+    would keep a finished command alive for ever. Once the results are out, such threads
+    are left behind (after a note), with the output flushed.
+    """
+    stuck = [
+        thread for thread in threading.enumerate()
+        if thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
+    ]
+    if not stuck:
+        sys.exit(code)
+    names = ", ".join(thread.name for thread in stuck)
+    err.print(f"[yellow]note:[/] not waiting for thread(s) still running (model code's?): {escape(names)}", highlight=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # The commands register themselves on ``app`` when imported, in the order --help lists them.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -12,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.cli.app import app, err, fail, out
+from alrao_cli.cli.app import app, err, fail, results_console
 from alrao_cli.cli.options import (
     ArchArg,
     ConfigOpt,
@@ -26,6 +24,7 @@ from alrao_cli.cli.options import (
     DebugOpt,
     WorkersOpt,
     RayAddressOpt,
+    IsolateOpt,
 )
 
 if typing.TYPE_CHECKING:
@@ -64,6 +63,7 @@ def check(
     junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="Also write a JUnit XML report here (for CI).")] = None,
     workers: WorkersOpt = None,
     ray_address: RayAddressOpt = None,
+    isolate: IsolateOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -96,7 +96,7 @@ def check(
             "subset": subset, "val_fraction": val_fraction, "seed": seed,
         }
         study = _check_config(archs, config, head, flags)
-        execution = build_execution({"workers": workers, "ray_address": ray_address})
+        execution = build_execution({"workers": workers, "ray_address": ray_address, "isolate": isolate})
         if junit_xml is not None:
             check_junit_path(junit_xml)  # now, not after every check has run
         # No augmentation: a random crop would change the one fixed batch between runs.
@@ -106,21 +106,19 @@ def check(
         note = skipped_note(skipped, loaded.info.input_shape)
         if note:  # on stderr: --json output stays clean
             err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
-        # Standard output is for the JSON alone: whatever a model file prints goes to stderr.
-        with (
-            contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext(),
-            open_executor(execution) as executor,  # in this process, or side by side on Ray
-        ):
-            results = executor.check(
-                names, data_spec, steps=steps, seed=study.seed, model_kwargs=study.model_kwargs, heads=study.heads
-            )
-        seconds = time.perf_counter() - start
-        if json_out:
-            out.print_json(data=check_json(results, seconds))
-        else:
-            out.print(check_table(results, seconds))
-            for line in message_lines(results):
-                out.print(line, soft_wrap=True, emoji=False, highlight=False)
+        # --json: standard output is for the JSON alone, whatever a model file prints goes to stderr.
+        with results_console(json_out) as out:
+            with open_executor(execution) as executor:  # in this process, in child processes, or on Ray
+                results = executor.check(
+                    names, data_spec, steps=steps, seed=study.seed, model_kwargs=study.model_kwargs, heads=study.heads
+                )
+            seconds = time.perf_counter() - start
+            if json_out:
+                out.print_json(data=check_json(results, seconds))
+            else:
+                out.print(check_table(results, seconds))
+                for line in message_lines(results):
+                    out.print(line, soft_wrap=True, emoji=False, highlight=False)
         if junit_xml is not None:
             write_junit(junit_xml, results)
     except AlraoUserError as error:

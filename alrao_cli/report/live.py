@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # annotations only: drawing progress needs none of the study'
     from alrao_cli.study.spec import Progress as RunProgress
     from alrao_cli.study.spec import RunSpec
 
-_STATUS_STYLE = {"ok": "green", "diverged": "yellow", "failed": "red"}
+_STATUS_STYLE = {"ok": "green", "diverged": "yellow", "timed out": "red", "failed": "red"}
 
 
 class RichObserver:

@@ -26,7 +26,7 @@ from alrao_cli.results.records import RunResult, Status
 
 ALRAO = "alrao"
 REFERENCE = "sgd"  # the baseline Alrao is measured against: SGD at its best rate, as in the paper
-_SEVERITY: dict[str, int] = {"ok": 0, "diverged": 1, "failed": 2}
+_SEVERITY: dict[str, int] = {"ok": 0, "diverged": 1, "timed out": 2, "failed": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ class MethodStats:
 
     method: str
     lr: float | None
-    status: Status  # the worst over the seeds: failed, then diverged, then ok
+    status: Status  # the worst over the seeds: failed, then timed out, then diverged, then ok
     val_loss: float | None  # mean over seeds of the best validation loss
     val_loss_std: float | None  # sample standard deviation; None for one seed
     val_acc: float | None
@@ -86,7 +86,7 @@ def find_baseline(baselines: Iterable[BaselineStats], method: str) -> BaselineSt
 class RankedRun:
     """One line of a screen's ranking: an architecture as Alrao trained it, and its baselines."""
 
-    rank: int  # 1-based; failed and diverged entries come after every healthy one
+    rank: int  # 1-based; failed, timed-out and diverged entries come after every healthy one
     arch: str
     status: Status
     val_loss: float | None
@@ -225,7 +225,7 @@ def rank_screen(runs: Iterable[RunResult], methods: Sequence[str] = (ALRAO,)) ->
     ``methods`` are the screened methods (``--method``): with several (a portfolio), each
     architecture is ranked by the best of them, and its entry says which one that was.
     Healthy entries go by loss, then higher accuracy, then name; diverged ones follow,
-    then failed ones, each in the order the architectures first appeared. Every other
+    then timed-out ones, then failed ones, each in the order the architectures first appeared. Every other
     method that ran (``--baseline``) is one of the entry's baselines.
     """
     by_arch = _group(runs)

@@ -6,23 +6,74 @@ The first signal raises in the study's thread (``KeyboardInterrupt`` for Ctrl-C,
 once and keeps its last checkpoint; the finished runs are then saved. A second signal
 during that final save would lose it, so from the first one on, further ones are noted
 and ignored until the block ends.
+
+Model code can raise ``KeyboardInterrupt`` too (by hand, or a library's idea of a
+cancel), and that one must end its run as failed, not stop the study. Guessing from
+the exception cannot tell them apart, so every stop the user asks for is *noted* as it
+arrives (:func:`stops_noted`): alrao's own handlers note the signals they receive, and
+:func:`noting_interrupts` makes sure a handler notes Ctrl-C wherever model code runs.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from alrao_cli.errors import AlraoTerminated
 
 _POLITE = (signal.SIGTERM, signal.SIGHUP)
 
+_noted = 0  # stops the user asked for in this process's life; only its changes mean anything
+
+
+def note_stop() -> None:
+    """Count a stop the user asked for: a stop signal, or the tool's own listener stopping a study."""
+    global _noted
+    _noted += 1
+
+
+def stops_noted() -> int:
+    """How many stops were noted so far: a KeyboardInterrupt is the user's if this changed while it flew."""
+    return _noted
+
+
+class _Noting:
+    """A signal handler that notes the stop, then does what the handler it wraps does."""
+
+    def __init__(self, then: Callable[[int, Any], Any]) -> None:
+        self.then = then
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        note_stop()
+        self.then(signum, frame)
+
+
+@contextmanager
+def noting_interrupts() -> Iterator[None]:
+    """Within the block, Ctrl-C does what it did, but is noted first (:func:`stops_noted`).
+
+    Nothing changes where the SIGINT handler already notes (a study's, below), where
+    Ctrl-C is ignored or left to the system, or outside the main thread (which alone
+    receives signals, so that a KeyboardInterrupt raised in another thread is never a
+    Ctrl-C).
+    """
+    current = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or isinstance(current, _Noting) or not callable(current):
+        yield
+        return
+    signal.signal(signal.SIGINT, _Noting(current))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, current)
+
 
 @contextmanager
 def stop_signals_as_interrupt() -> Iterator[None]:
-    """Within the block, the first stop signal raises; later ones are ignored."""
+    """Within the block, the first stop signal raises; later ones are ignored. All are noted."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may handle signals
         return
@@ -35,7 +86,7 @@ def stop_signals_as_interrupt() -> Iterator[None]:
         stopping = True
         raise KeyboardInterrupt() if signum == signal.SIGINT else AlraoTerminated()
 
-    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, *_POLITE)}
+    previous = {number: signal.signal(number, _Noting(stop)) for number in (signal.SIGINT, *_POLITE)}
     try:
         yield
     finally:
