@@ -40,6 +40,7 @@ from alrao_cli.study.check import (
 )
 from alrao_cli.study.checkpoint import CHECKPOINT_FORMAT, Checkpoint, UnusableCheckpoint
 from alrao_cli.study.methods.alrao import AlraoLearner, AlraoSGDMethod
+from alrao_cli.study.methods.base import TorchOptimizerLearner
 
 HEADER = """\
 import math
@@ -491,7 +492,7 @@ def test_serialize_writes_and_reads_the_run_checkpoint(data, monkeypatch):
 
 
 def test_serialize_fails_when_the_run_checkpoint_cannot_be_written(data, monkeypatch):
-    def full_disk(path, write):
+    def full_disk(path, write, run_dir=None):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(checkpoint_module, "write_atomic_with", full_disk)
@@ -512,15 +513,17 @@ def test_serialize_fails_when_the_run_checkpoint_does_not_load_back(data, monkey
     )
 
 
-def test_wrap_and_train_go_through_the_screens_alrao_learner(data, monkeypatch):
-    wrapped, stepped = [], []
+def test_wrap_and_serialize_go_through_the_screens_alrao_learner_and_train_through_its_adam(data, monkeypatch):
+    wrapped, alrao_steps, adam_steps = [], [], []
     learner, train_step = AlraoSGDMethod.learner, AlraoLearner.train_step
+    adam_step = TorchOptimizerLearner.train_step
     monkeypatch.setattr(AlraoSGDMethod, "learner", lambda *args: wrapped.append(1) or learner(*args))
-    monkeypatch.setattr(AlraoLearner, "train_step", lambda *args: stepped.append(1) or train_step(*args))
+    monkeypatch.setattr(AlraoLearner, "train_step", lambda *args: alrao_steps.append(1) or train_step(*args))
+    monkeypatch.setattr(TorchOptimizerLearner, "train_step", lambda *args: adam_steps.append(1) or adam_step(*args))
     assert check_architecture("mlp", data, steps=3).passed
-    # wrap, two reloads (serialize), the second run (deterministic); the train item twice,
-    # three single steps (serialize: two reloads and the original)
-    assert (len(wrapped), len(stepped)) == (4, 3 + 3 + 3)
+    # wrap, two reloads (serialize), the second run (deterministic); serialize steps the
+    # original twice and each reload once; the train item's three steps run twice (deterministic)
+    assert (len(wrapped), len(alrao_steps), len(adam_steps)) == (4, 4, 3 + 3)
 
 
 def test_checks_run_on_one_thread_and_give_the_count_back(data, monkeypatch):
