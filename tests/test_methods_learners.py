@@ -11,8 +11,9 @@ import pytest
 import torch
 from torch import nn
 
+from alrao_cli.data.datasets import InMemoryDataset
 from alrao_cli.study.methods import _registry, get_method
-from alrao_cli.study.methods.base import LearnerContext
+from alrao_cli.study.methods.base import LearnerContext, RunData
 from alrao_cli.study.spec import MethodOptions, MethodSpec
 
 NAMES = list(_registry())
@@ -55,13 +56,27 @@ def spec_of(name: str) -> MethodSpec:
     options = method.options_type(range_steps=ONECYCLE_RANGE_STEPS) if name == "onecycle" else None
     if name == "alrao":  # the paper's method, small: three output copies
         options = method.options_type(copies=3)
+    if name == "reversible-hd":  # two rounds of tuning, four steps a block, a meta set of two batches
+        options = method.options_type(meta_iters=2, meta_size=2 * BATCH)
     return MethodSpec(name, lr=GRID_LR if method.tuned_over_grid else None, options=options)
 
 
-def learner_of(name: str, seed: int = 0):
+def run_data() -> RunData:
+    """The training split the loop would give: the methods that learn their rate draw their meta data from it."""
     batches = data()
-    context = LearnerContext(10, "classification", seed, example_input=batches[0][0], total_steps=TOTAL_STEPS)
-    return get_method(name).learner(tiny_model(seed), spec_of(name), context)
+    train_set = InMemoryDataset(torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches]))
+    return RunData("tiny", train_set, BATCH, BATCHES)
+
+
+def learner_of(name: str, seed: int = 0):
+    """The learner as the loop sets it up: built, then its work before the first step done."""
+    batches = data()
+    context = LearnerContext(
+        10, "classification", seed, example_input=batches[0][0], total_steps=TOTAL_STEPS, run=run_data()
+    )
+    learner = get_method(name).learner(tiny_model(seed), spec_of(name), context)
+    learner.before_training(lambda: None)
+    return learner
 
 
 def validate(learner, batches) -> torch.Tensor:

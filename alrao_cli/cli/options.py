@@ -42,6 +42,7 @@ LoaderWorkersOpt = Annotated[Optional[int], typer.Option("--loader-workers", hel
 EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", help=help_for("epochs").replace("null = ", "default "), rich_help_panel=BUDGET_PANEL)]
 StepsOpt = Annotated[Optional[int], typer.Option("--steps", help="Optimizer steps per run, instead of epochs.", rich_help_panel=BUDGET_PANEL)]
 TimeOpt = Annotated[Optional[float], typer.Option("--time-budget", help="Seconds per run, instead of epochs.", rich_help_panel=BUDGET_PANEL)]
+TimeGraceOpt = Annotated[Optional[float], typer.Option("--time-grace", help=help_for("time_grace"), rich_help_panel=BUDGET_PANEL, show_default=False)]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help=help_for("batch_size"), rich_help_panel=BUDGET_PANEL)]
 LrMinOpt = Annotated[Optional[float], typer.Option("--lr-min", help=help_for("lr_min"), rich_help_panel=BUDGET_PANEL)]
 LrMaxOpt = Annotated[Optional[float], typer.Option("--lr-max", help=help_for("lr_max"), rich_help_panel=BUDGET_PANEL)]
@@ -54,6 +55,9 @@ MethodsOpt = Annotated[Optional[str], typer.Option("--methods", help="Everything
 BaselineOpt = Annotated[Optional[list[str]], typer.Option("--baseline", help="Add baseline columns (repeatable, or comma-separated): sgd-grid (SGD at every --grid rate), adam (Adam at 1e-3), or any method `alrao methods` lists.", rich_help_panel=BUDGET_PANEL)]
 GridOpt = Annotated[Optional[str], typer.Option("--grid", help="SGD rates of compare and of --baseline sgd-grid: 1e-5,1e-3,0.1 or 1e-5:10:7 (7 log-spaced). Default: the decades 1e-5..10.", rich_help_panel=BUDGET_PANEL)]
 HeadOpt = Annotated[Optional[str], typer.Option("--head", help="The output layer's qualified name (e.g. classifier.6), for every ARCH, where alrao cannot find it.", rich_help_panel=BUDGET_PANEL)]
+ScheduleNetOpt = Annotated[Optional[str], typer.Option("--schedule-net", help=help_for("schedule_net"), rich_help_panel=BUDGET_PANEL)]
+MetaArchOpt = Annotated[Optional[str], typer.Option("--meta-arch", help=help_for("meta_arch"), rich_help_panel=BUDGET_PANEL)]
+MetaItersOpt = Annotated[Optional[int], typer.Option("--meta-iters", help=help_for("meta_iters"), rich_help_panel=BUDGET_PANEL)]
 AdamOpt = Annotated[Optional[bool], typer.Option("--adam/--no-adam", help="Compare with Adam at its default rate.", rich_help_panel=BUDGET_PANEL, show_default=False)]
 FailFastOpt = Annotated[Optional[bool], typer.Option("--fail-fast", help="Stop at the first failed run or diverged Alrao run (a diverged baseline rate goes on); exit code 1.", rich_help_panel=STUDY_PANEL, show_default=False)]
 CheckpointOpt = Annotated[Optional[int], typer.Option("--checkpoint-every", help="Also checkpoint every N steps inside long epochs (by default: every 10 minutes, and at every epoch end).", rich_help_panel=STUDY_PANEL)]
@@ -71,3 +75,5 @@ RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", envvar="R
 CpusPerRunOpt = Annotated[Optional[float], typer.Option("--cpus-per-run", help=help_for("cpus_per_run"), rich_help_panel=PARALLEL_PANEL, show_default=False)]
 GpusPerRunOpt = Annotated[Optional[float], typer.Option("--gpus-per-run", help=help_for("gpus_per_run"), rich_help_panel=PARALLEL_PANEL, show_default=False)]
 RetriesOpt = Annotated[Optional[int], typer.Option("--retries", help=help_for("retries"), rich_help_panel=PARALLEL_PANEL, show_default=False)]
+# Shared by screen, compare and check too, but not a Ray option: runs in child processes of this one.
+IsolateOpt = Annotated[Optional[bool], typer.Option("--isolate", help=help_for("isolate"), rich_help_panel=STUDY_PANEL, show_default=False)]

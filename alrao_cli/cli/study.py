@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,7 @@ from typing import Any
 import typer
 
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.cli.app import app, err, fail, logs_to_stderr, out
+from alrao_cli.cli.app import app, err, fail, logs_to_stderr, results_console
 from alrao_cli.cli.options import (
     ArchArg,
     ConfigOpt,
@@ -28,6 +26,7 @@ from alrao_cli.cli.options import (
     EpochsOpt,
     StepsOpt,
     TimeOpt,
+    TimeGraceOpt,
     BatchOpt,
     LrMinOpt,
     LrMaxOpt,
@@ -41,6 +40,9 @@ from alrao_cli.cli.options import (
     GridOpt,
     HeadOpt,
     AdamOpt,
+    MetaArchOpt,
+    MetaItersOpt,
+    ScheduleNetOpt,
     FailFastOpt,
     CheckpointOpt,
     OutOpt,
@@ -54,6 +56,7 @@ from alrao_cli.cli.options import (
     CpusPerRunOpt,
     GpusPerRunOpt,
     RetriesOpt,
+    IsolateOpt,
 )
 
 if typing.TYPE_CHECKING:
@@ -65,7 +68,9 @@ _CONFIG_KEY_OF_FLAG = {"baseline": "baselines", "out_dir": "out"}
 _NOT_CONFIG = {"archs", "config", "resume", "force", "json_out", "quiet", "debug", "head", "methods"}
 # Where the runs execute: not part of the study (config.schema.ExecutionConfig), so a
 # --resume takes them from its own flags.
-_EXECUTION = ("workers", "threads_per_run", "ray_address", "cpus_per_run", "gpus_per_run", "retries")
+_EXECUTION = (
+    "workers", "threads_per_run", "ray_address", "cpus_per_run", "gpus_per_run", "retries", "isolate", "time_grace",
+)
 
 
 def _study_options(
@@ -83,6 +88,7 @@ def _study_options(
     epochs: EpochsOpt = None,
     steps: StepsOpt = None,
     time_budget: TimeOpt = None,
+    time_grace: TimeGraceOpt = None,
     batch_size: BatchOpt = None,
     lr_min: LrMinOpt = None,
     lr_max: LrMaxOpt = None,
@@ -95,8 +101,12 @@ def _study_options(
     baseline: BaselineOpt = None,
     grid: GridOpt = None,
     adam: AdamOpt = None,
+    schedule_net: ScheduleNetOpt = None,
+    meta_arch: MetaArchOpt = None,
+    meta_iters: MetaItersOpt = None,
     head: HeadOpt = None,
     fail_fast: FailFastOpt = None,
+    isolate: IsolateOpt = None,
     checkpoint_every: CheckpointOpt = None,
     workers: WorkersOpt = None,
     threads_per_run: ThreadsPerRunOpt = None,
@@ -172,16 +182,15 @@ def _run_study(
                 err.print("[yellow]note:[/] --resume continues the run as saved; other arguments and options are ignored")
             elif kind == "screen" and "grid" in overrides and not _tunes_over_grid(config.baselines):
                 err.print("[yellow]note:[/] --grid only sets the rates of --baseline sgd-grid; without it no SGD run is made")
-            if json_out or quiet:
-                # Standard output is for the JSON alone: whatever a model file prints goes to stderr.
-                with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
+            with results_console(json_out) as out:  # --json: standard output is for the JSON alone
+                if json_out or quiet:
                     outcome = run_study(config, kind, resume=resume, force=force, execution=execution)
-            else:
-                with RichObserver(err) as observer:
-                    outcome = run_study(
-                        config, kind, resume=resume, force=force, observer=observer, execution=execution
-                    )
-            summary.print_outcome(outcome, out=out, err=err, json_out=json_out, quiet=quiet)
+                else:
+                    with RichObserver(err) as observer:
+                        outcome = run_study(
+                            config, kind, resume=resume, force=force, observer=observer, execution=execution
+                        )
+                summary.print_outcome(outcome, out=out, err=err, json_out=json_out, quiet=quiet)
         except AlraoUserError as error:
             fail(error, debug)
     raise typer.Exit(outcome.exit_code)

@@ -76,6 +76,9 @@ class StudyConfig:
     baselines: tuple[str, ...] = ()
     grid: tuple[float, ...] = DEFAULT_GRID
     adam: bool = True
+    schedule_net: str | None = None  # mlrsnet: a saved, meta-trained net that drives SGD frozen
+    meta_arch: str | None = None  # mlrsnet-transfer: the architecture it meta-trains on; None: the first
+    meta_iters: int = 5  # reversible-hd: rounds of hypergradient steps on the schedule
     plots: bool = True
     fail_fast: bool = False
     checkpoint_every: int | None = None
@@ -117,6 +120,8 @@ class ExecutionConfig:
     cpus_per_run: float | None = None  # CPUs Ray reserves per run; None: threads_per_run
     gpus_per_run: float = 0.0  # GPUs Ray reserves per run; a fraction packs several runs on one GPU
     retries: int = 2  # times a run whose worker process died is tried again, from its last checkpoint
+    isolate: bool = False  # each run (and each architecture's preflight or check) in a child process of its own
+    time_grace: float | None = None  # seconds a run may go on past its time budget; None: study.time_limit's default
 
     @property
     def uses_ray(self) -> bool:
@@ -359,6 +364,9 @@ _COERCERS: dict[str, _Coercer] = {
     "baselines": _baselines,
     "grid": _grid,
     "adam": _boolean,
+    "schedule_net": _optional(_text),
+    "meta_arch": _optional(_text),
+    "meta_iters": _integer(0, "5", maximum=1000),
     "plots": _boolean,
     "fail_fast": _boolean,
     "checkpoint_every": _optional(_integer(1, "500")),
@@ -374,6 +382,8 @@ _EXECUTION_COERCERS: dict[str, _Coercer] = {
     "cpus_per_run": _optional(_number(lambda cpus: cpus > 0, "positive", "2")),
     "gpus_per_run": _number(lambda gpus: gpus >= 0, "zero or positive", "0.25"),
     "retries": _integer(0, "2"),
+    "isolate": _boolean,
+    "time_grace": _optional(_number(lambda seconds: seconds >= 0, "zero or positive", "5")),
 }
 
 
@@ -569,6 +579,12 @@ EXAMPLE_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
          "`alrao methods` lists; compare: default sgd-grid and adam"),
         ("grid", "SGD rates of sgd-grid and compare; also accepts text like 1e-5:10:7 (7 log-spaced)"),
         ("adam", "compare only: include Adam at its default rate"),
+        ("schedule_net", "mlrsnet: a net saved by an mlrsnet run (RUN_DIR/schedule-nets/ARCH-seedS.pt) that "
+         "drives SGD frozen, instead of meta-training one per architecture; null = meta-train"),
+        ("meta_arch", "mlrsnet-transfer: the architecture whose run meta-trains the net the others reuse; "
+         "null = the first"),
+        ("meta_iters", "reversible-hd: rounds of exact hypergradient steps on the rate schedule before the "
+         "final run (each costs about four plain runs)"),
     )),
     ("Output", (
         ("out", "run directory; null = runs/<timestamp>-<command>"),
@@ -597,6 +613,10 @@ EXECUTION_HELP: dict[str, str] = {
     "gpus_per_run": "GPUs Ray reserves for each run; a fraction like 0.25 packs four small runs on one GPU",
     "retries": "times a run whose worker process died (killed, out of memory, node lost) is tried "
     "again from its last checkpoint; an error in the model is a failed run, never retried",
+    "isolate": "run each run in a child process of its own, so that model code that calls os._exit, "
+    "crashes or hangs in native code fails its run instead of the whole command (docs/reliability.md)",
+    "time_grace": "seconds a run may go on past its --time-budget before it is stopped as timed out "
+    "(default the longer of 30 s and half the budget)",
 }
 """The help lines of the :class:`ExecutionConfig` flags: where runs execute, not what they compute."""
 

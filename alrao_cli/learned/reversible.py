@@ -310,6 +310,50 @@ def validation_loss(problem: ReversibleProblem, w0: Tensor, schedule: Schedule) 
         return float(problem.loss(from_fixed(state.weights, problem.radix_bits, w0.dtype), problem.val_batch))
 
 
+class ScheduleTuner:
+    """Hypergradient descent on a schedule, one round at a time, resumable from its state.
+
+    Each :meth:`step` takes one Adam step on log α and logit γ (rates stay positive and
+    decays in (0, 1) without clipping; Adam moves each by about ``meta_lr`` per round
+    whatever the hypergradient's scale, so at the default a rate changes by ~10 % a round).
+    The paper fixes none of this: its experiments tune the hyperparameters by gradient steps
+    on the validation loss, the parametrisation and step rule are this module's choice.
+    """
+
+    def __init__(self, schedule: Schedule, meta_lr: float = DEFAULT_META_LR, tune_gamma: bool = True) -> None:
+        self.log_alpha = schedule.alpha.detach().to(torch.float64).log()
+        edge = 1.0 / RATIO_DENOMINATOR  # γ = 1 has no logit: start from the closest quantised γ below it
+        self.logit_gamma = torch.logit(schedule.gamma.detach().to(torch.float64).clamp(edge, 1 - edge))
+        self.fixed_gamma = None if tune_gamma else schedule.gamma
+        tuned = [self.log_alpha, self.logit_gamma] if tune_gamma else [self.log_alpha]
+        self.optimizer = torch.optim.Adam(tuned, lr=meta_lr)
+        self.schedule = schedule
+
+    def step(self, result: Hypergradient) -> Schedule:
+        """Move the schedule against ``result``'s hypergradients (computed at :attr:`schedule`)."""
+        current = self.schedule
+        self.log_alpha.grad = (result.d_alpha * current.alpha).to(torch.float64)  # chain rule through exp
+        self.logit_gamma.grad = (result.d_gamma * current.gamma * (1 - current.gamma)).to(torch.float64)
+        self.optimizer.step()
+        gamma = torch.sigmoid(self.logit_gamma.detach()) if self.fixed_gamma is None else self.fixed_gamma
+        self.schedule = Schedule(self.log_alpha.detach().exp(), gamma)
+        return self.schedule
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule, its parameters and Adam's moments: a round resumed continues exactly."""
+        return {
+            "log_alpha": self.log_alpha.clone(), "logit_gamma": self.logit_gamma.clone(),
+            "alpha": self.schedule.alpha.clone(), "gamma": self.schedule.gamma.clone(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.log_alpha.copy_(state["log_alpha"])
+        self.logit_gamma.copy_(state["logit_gamma"])
+        self.schedule = Schedule(state["alpha"].clone(), state["gamma"].clone())
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
 def meta_optimize(
     problem: ReversibleProblem,
     w0: Tensor,
@@ -318,29 +362,17 @@ def meta_optimize(
     meta_lr: float = DEFAULT_META_LR,
     tune_gamma: bool = True,
 ) -> MetaResult:
-    """``meta_iters`` rounds of hypergradient descent on the schedule (the paper's Sec. 3).
+    """``meta_iters`` rounds of hypergradient descent on the schedule (the paper's Sec. 3),
+    each Algorithm 1 then 2 and one :class:`ScheduleTuner` step.
 
-    Each round runs Algorithm 1 then 2 and takes one Adam step on log α and logit γ
-    (rates stay positive and decays in (0, 1) without clipping; Adam moves each by about
-    ``meta_lr`` per round whatever the hypergradient's scale, so at the default a rate
-    changes by ~10 % a round). The paper fixes none of this: its experiments tune the
-    hyperparameters by gradient steps on the validation loss, the parametrisation and
-    step rule are this module's choice. The result is the schedule after the last
-    round (not the best one seen: see ``history``) and its validation loss.
+    The result is the schedule after the last round (not the best one seen: see
+    ``history``) and its validation loss.
     """
     if meta_iters < 0:
         raise ValueError(f"meta_iters must be at least 0, got {meta_iters}")
-    log_alpha = schedule.alpha.detach().to(torch.float64).log()
-    edge = 1.0 / RATIO_DENOMINATOR  # γ = 1 has no logit: start from the closest quantised γ below it
-    logit_gamma = torch.logit(schedule.gamma.detach().to(torch.float64).clamp(edge, 1 - edge))
-    optimizer = torch.optim.Adam([log_alpha, logit_gamma] if tune_gamma else [log_alpha], lr=meta_lr)
-    current, history = schedule, list[MetaRound]()
+    tuner, history = ScheduleTuner(schedule, meta_lr, tune_gamma), list[MetaRound]()
     for _ in range(meta_iters):
-        result = hypergradient(problem, w0, current)
-        history.append(MetaRound(current, result.val_loss, result.d_alpha, result.d_gamma))
-        log_alpha.grad = (result.d_alpha * current.alpha).to(torch.float64)  # chain rule through exp
-        logit_gamma.grad = (result.d_gamma * current.gamma * (1 - current.gamma)).to(torch.float64)
-        optimizer.step()
-        gamma = torch.sigmoid(logit_gamma.detach()) if tune_gamma else schedule.gamma
-        current = Schedule(log_alpha.detach().exp(), gamma)
-    return MetaResult(current, validation_loss(problem, w0, current), history)
+        result = hypergradient(problem, w0, tuner.schedule)
+        history.append(MetaRound(tuner.schedule, result.val_loss, result.d_alpha, result.d_gamma))
+        tuner.step(result)
+    return MetaResult(tuner.schedule, validation_loss(problem, w0, tuner.schedule), history)

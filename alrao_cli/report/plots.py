@@ -341,8 +341,9 @@ def _rate_moved(run: RunResult) -> bool:
 
 def rate_figure(arch: str, runs: list[RunResult]) -> Figure:
     """The rate each adaptive method used, epoch by epoch (its ``lr``; the range of its
-    layers' rates, shaded, where they differ), on a log scale: beside the posterior, it
-    shows where each method's rate settled."""
+    layers' rates, shaded, where they differ; a thin line through the steps where the method
+    saved its rate's trajectory), on a log scale: beside the posterior, it shows where each
+    method's rate settled."""
     from matplotlib.ticker import MaxNLocator
 
     figure = _figure(width=8, height=4.2)
@@ -353,6 +354,11 @@ def rate_figure(arch: str, runs: list[RunResult]) -> Figure:
             continue
         epochs = [record.epoch for record in records]
         axes.plot(epochs, [record.rates["lr"] for record in records], marker="o", color=color, label=_curve_label(run, False))
+        trajectory = (run.explanation or {}).get("lr_trajectory")
+        if trajectory and records[0].step:  # a rate set step by step (MLR-SNet): drawn between the epochs' points
+            per_epoch = records[0].step / records[0].epoch
+            axes.plot([step / per_epoch for step, _ in trajectory], [rate for _, rate in trajectory],
+                      color=color, linewidth=0.8, alpha=0.6)
         if all("lr_min" in record.rates and "lr_max" in record.rates for record in records):
             axes.fill_between(epochs, [r.rates["lr_min"] for r in records], [r.rates["lr_max"] for r in records],
                               color=color, alpha=0.15, linewidth=0)

@@ -2,8 +2,11 @@
 
 A screen of twenty architectures must survive one broken model: an exception inside a
 run ends that run with status "failed", a one-line reason and the history it had, its
-traceback is kept in ``RUN_DIR/errors/``, and the study goes on. Only an interruption
-(Ctrl-C, SIGTERM) escapes.
+traceback is kept in ``RUN_DIR/errors/``, and the study goes on. Model code that tries
+to leave the process (``sys.exit``, its own ``KeyboardInterrupt``) fails its run the same
+way, and what it changed in the process is put back (:mod:`alrao_cli.study.guard`); a run
+past its time limit is stopped as "timed out" (:mod:`alrao_cli.study.time_limit`). Only
+an interruption the user asked for (Ctrl-C, SIGTERM) escapes.
 """
 
 from __future__ import annotations
@@ -17,19 +20,24 @@ import torch
 
 from alrao_cli.data.load import cached_data
 from alrao_cli.errors import AlraoUserError, is_out_of_memory
-from alrao_cli.results.records import RunResult
+from alrao_cli.results.records import RunResult, Status
 from alrao_cli.study.checkpoint import checkpoint_path
+from alrao_cli.study.guard import ModelCodeEscaped, guard, trusted
 from alrao_cli.study.methods import described
 from alrao_cli.study.spec import ProgressCallback, RunSpec
+from alrao_cli.study.time_limit import RunTimedOut, timed_out_reason, watchdog
 from alrao_cli.study.train import PartialRun, TrainingFailed, build_learner, train_run
-from alrao_cli.util.files import safe_name
+from alrao_cli.util.files import RunDirectoryError, safe_name, write_text_atomic
 from alrao_cli.util.reasons import one_line_reason
 
 
-def failed_result(spec: RunSpec, reason: str, partial: PartialRun | None = None) -> RunResult:
+def failed_result(
+    spec: RunSpec, reason: str, partial: PartialRun | None = None, status: Status = "failed"
+) -> RunResult:
+    """The result of a run that did not finish: "failed", or "timed out" past its time limit."""
     return RunResult(
         key=spec.key, arch=spec.label, method=spec.method.name, lr=spec.method.lr, seed=spec.seed,
-        status="failed", reason=reason,
+        status=status, reason=reason,
         params=partial.params if partial else None,
         seconds=partial.seconds if partial else 0.0,
         history=partial.history if partial else (),
@@ -38,18 +46,28 @@ def failed_result(spec: RunSpec, reason: str, partial: PartialRun | None = None)
     )
 
 
-def execute_run(spec: RunSpec, run_dir: Path, on_progress: ProgressCallback | None = None) -> RunResult:
-    """Train one run, resuming from its checkpoint if one exists; never raises but for Ctrl-C.
+def execute_run(
+    spec: RunSpec, run_dir: Path, on_progress: ProgressCallback | None = None, limit: float | None = None
+) -> RunResult:
+    """Train one run, resuming from its checkpoint if one exists; never raises but for Ctrl-C
+    and a run directory that cannot be written (:class:`~alrao_cli.util.files.RunDirectoryError`).
 
-    A module-level function of picklable arguments, so that an executor can ship it to
+    ``limit``: seconds after which the run is stopped, wherever it is
+    (:func:`~alrao_cli.study.time_limit.time_limit`); None: none in this process. A
+    module-level function of picklable arguments, so that an executor can ship it to
     another process or machine.
     """
     try:
-        data = cached_data(spec.data)
-        return train_run(spec, data, checkpoint_path(run_dir, spec.key), on_progress)
-    except KeyboardInterrupt:
+        with guard(), watchdog(limit):
+            data = cached_data(spec.data)
+            return train_run(spec, data, checkpoint_path(run_dir, spec.key), trusted(on_progress), run_dir)
+    except RunDirectoryError:  # the run directory failed, not the model: the study stops, the run stays to resume
         raise
+    except RunTimedOut as timed_out:
+        result = failed_result(spec, timed_out_reason(spec.budget, timed_out.limit), status="timed out")
     except TrainingFailed as failed:  # one broken model must not end the screen
+        if isinstance(failed.__cause__, RunDirectoryError):  # a checkpoint that could not be written
+            raise failed.__cause__
         result = failed_result(spec, failure_reason(failed.__cause__, spec, run_dir), failed.partial)
     except Exception as error:  # noqa: BLE001
         result = failed_result(spec, failure_reason(error, spec, run_dir))
@@ -70,19 +88,23 @@ def release_memory() -> None:
 @dataclass(frozen=True, slots=True)
 class PreflightFailure:
     reason: str  # one line, for the table
-    error: Exception  # kept for --debug, which shows where it came from
+    error: BaseException  # kept for --debug, which shows where it came from
+    status: Status = "failed"  # or "timed out": the check went past the run's time limit
 
 
-def preflight(spec: RunSpec, run_dir: Path) -> PreflightFailure | None:
+def preflight(spec: RunSpec, run_dir: Path, limit: float | None = None) -> PreflightFailure | None:
     """Build, probe and wrap the run's architecture on the CPU; why it fails, or None.
 
     A screen checks every architecture this way before training any, so that a broken
     model is reported at once, and a study whose every model is broken is a usage error.
+    ``limit`` bounds it as :func:`execute_run`'s bounds a run: a forward that never
+    returns hangs here first.
     """
     try:
-        build_learner(spec, cached_data(spec.data), device="cpu")
-    except KeyboardInterrupt:
-        raise
+        with guard(), watchdog(limit):
+            build_learner(spec, cached_data(spec.data), device="cpu", run_dir=run_dir)
+    except RunTimedOut as timed_out:
+        return PreflightFailure(timed_out_reason(spec.budget, timed_out.limit), timed_out, "timed out")
     except Exception as error:  # noqa: BLE001
         return PreflightFailure(failure_reason(error, spec, run_dir), error)
     return None
@@ -100,11 +122,11 @@ def is_expected_failure(error: BaseException) -> bool:
 def failure_line(error: BaseException, device: str = "cpu") -> str:
     """The one line a failure is shown with: in a screen's table and results, in ``alrao check``'s items.
 
-    A user error's own message (with its hint); running out of memory named as such, with
-    what to try; anything else ``Type: first line of the message``. Runs of whitespace,
+    A user error's own message (with its hint); model code that tried to leave the process,
+    what it did; running out of memory named as such, with what to try; anything else ``Type: first line of the message``. Runs of whitespace,
     newlines included, become one space, so that the line stays one line.
     """
-    if isinstance(error, AlraoUserError):
+    if isinstance(error, (AlraoUserError, ModelCodeEscaped)):
         text = str(error)
     elif is_out_of_memory(error):
         text = f"out of memory on {device} (try a smaller --batch-size or model)"
@@ -120,8 +142,7 @@ def failure_reason(error: BaseException, spec: RunSpec, run_dir: Path) -> str:
         return reason
     log = (run_dir / "errors" / f"{safe_name(spec.key)}.txt").absolute()
     try:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text("".join(traceback.format_exception(error)))
-    except OSError:
+        write_text_atomic(log, "".join(traceback.format_exception(error)), run_dir=run_dir.absolute())
+    except RunDirectoryError:  # a link, a full disk: the failure is recorded all the same, without it
         return reason
     return f"{reason} (traceback: {log})"

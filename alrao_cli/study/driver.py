@@ -20,11 +20,14 @@ from typing import Protocol
 
 from alrao_cli.config.schema import ExecutionConfig, StudyConfig, config_to_dict
 from alrao_cli.config.paths import anchored
-from alrao_cli.study.methods import described
+from alrao_cli.study.methods import described, get_method
 from alrao_cli.results.ranking import screened_methods
 from alrao_cli.results.records import run_key
 from alrao_cli.errors import AlraoTerminated, AlraoUserError
-from alrao_cli.study.executor import Executor, SequentialExecutor, open_executor, require_executor
+from alrao_cli.study.executor import (
+    Executor, Preflight, SequentialExecutor, open_executor, preflight_with, require_executor,
+)
+from alrao_cli.study.guard import ModelCodeEscaped, guard
 from alrao_cli.study.rundir import (
     changed_sources,
     default_run_dir,
@@ -41,7 +44,7 @@ from alrao_cli.study.signals import stop_signals_as_interrupt
 from alrao_cli.study.spec import EventCallback, RunEvent, RunStarted
 from alrao_cli.study.plan import Plan, StudyKind, data_spec_of, plan_study
 from alrao_cli.results.records import RunResult, StudyResult, save_study
-from alrao_cli.study.attempt import PreflightFailure, failed_result, preflight
+from alrao_cli.study.attempt import PreflightFailure, failed_result
 from alrao_cli.data.load import cached_data
 from alrao_cli.study.spec import Progress, RunSpec
 from alrao_cli.study.checkpoint import checkpoint_path, discard_checkpoint
@@ -75,13 +78,13 @@ class SilentObserver:
 
 
 def is_problem(run: RunResult, screened: tuple[str, ...]) -> bool:
-    """A run that makes the exit code 1 and stops ``--fail-fast``: it failed, or a screened
-    method (``--method``, Alrao by default) diverged.
+    """A run that makes the exit code 1 and stops ``--fail-fast``: it failed or timed out, or
+    a screened method (``--method``, Alrao by default) diverged.
 
     A single-rate baseline that diverges (SGD at rate 10, say) is an expected outcome of
     a grid, not a problem with the study.
     """
-    return run.status == "failed" or (run.status == "diverged" and run.method in screened)
+    return run.status in ("failed", "timed out") or (run.status == "diverged" and run.method in screened)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,7 @@ def run_study(
         config = anchored(config)  # so that --resume works from any folder
         run_dir = Path(config.out).expanduser() if config.out else default_run_dir(kind)
         refuse_existing_run(run_dir)
+    run_dir = run_dir.absolute()  # model code may change the working directory while runs write here
     created = not run_dir.exists()
     prepare_run_dir(run_dir)  # before anything that may write into it (a failed model's traceback)
     with locked(run_dir), ExitStack() as resources:
@@ -149,12 +153,12 @@ def run_study(
             plan = _plan(config, kind, resume)
             if changed and previous is not None:
                 previous = _restart(previous, plan, run_dir, changed)
-            cached_data(data_spec_of(config))  # a missing dataset is a usage error: say it before training
+            _load_data(config)
             study = previous or StudyResult(kind=kind, config=config_to_dict(config), runs=(), started=_now())
             study = _record_unresolved(study, plan, config.method[0], resuming=previous is not None)
             done = {run.key for run in study.runs}
             pending = [spec for spec in plan.runs if spec.key not in done]
-            study, pending = _preflight(study, pending, run_dir, resuming=previous is not None)
+            study, pending = _preflight(study, pending, run_dir, previous is not None, preflight_with(execution))
             if executor is None and pending:
                 executor = resources.enter_context(open_executor(execution, config.device))
         except AlraoUserError:
@@ -192,7 +196,7 @@ def _run_pending(
     executor = executor or SequentialExecutor()
     stop: KeyboardInterrupt | None = None
     with stop_signals_as_interrupt():  # also over the final save: a second signal must not lose it
-        results = executor.run(pending, run_dir, forward)
+        results = _in_stages(executor, pending, run_dir, forward)
         try:
             for result in results:
                 study = study.with_run(result)
@@ -210,6 +214,19 @@ def _run_pending(
         save_study(run_dir, study)
         _tidy_checkpoints(run_dir, study)
     return StudyOutcome(run_dir, study, stop is not None, stopped_early, isinstance(stop, AlraoTerminated))
+
+
+def _in_stages(executor: Executor, pending: list[RunSpec], run_dir: Path, on_event: EventCallback) -> Iterator[RunResult]:
+    """The executor's results, stage after stage (:meth:`TrainingMethod.stage`): every run of
+    a stage has finished before the next stage's runs are handed over, on any executor.
+
+    One stage, the usual case, is one ``executor.run``; closing this iterator closes it.
+    """
+    stages: dict[int, list[RunSpec]] = {}
+    for spec in pending:
+        stages.setdefault(get_method(spec.method.name).stage(spec), []).append(spec)
+    for stage in sorted(stages):
+        yield from executor.run(stages[stage], run_dir, on_event)
 
 
 def _close(results: object) -> KeyboardInterrupt | None:
@@ -270,9 +287,14 @@ def _restart(study: StudyResult, plan: Plan, run_dir: Path, changed: list[str]) 
 
 
 def _plan(config: StudyConfig, kind: StudyKind, resume: Path | None) -> Plan:
-    """The study's plan; on resume, a config that no longer plans says it is the resume that failed."""
+    """The study's plan; on resume, a config that no longer plans says it is the resume that failed.
+
+    Planning imports the model files: what their top-level code changes in the process
+    is put back (a ``torch.set_default_dtype`` must not reach the other files' runs).
+    """
     try:
-        return plan_study(config, kind)
+        with _usage_error_if_escaped("the model code", "importing the model files", "fix the model file"):
+            return plan_study(config, kind)
     except AlraoUserError as error:
         if resume is None:
             raise
@@ -298,10 +320,29 @@ def _record_unresolved(study: StudyResult, plan: Plan, method: str, resuming: bo
     return study
 
 
+def _load_data(config: StudyConfig) -> None:
+    """Load the study's data now: a missing dataset, or a ``python:`` factory that fails (even
+    by ``sys.exit()``), is a usage error, said before training."""
+    with _usage_error_if_escaped("the data factory", "loading the data", "fix the data factory"):
+        cached_data(data_spec_of(config))
+
+
+@contextmanager
+def _usage_error_if_escaped(who: str, doing: str, hint: str) -> Iterator[None]:
+    """User code run before any architecture has a run of its own (:func:`~alrao_cli.study.guard.guard`):
+    one that tries to leave the process stops the study with a usage error, as any failure there does."""
+    try:
+        with guard(who):
+            yield
+    except ModelCodeEscaped as escaped:
+        raise AlraoUserError(f"{doing}: {escaped}", hint=hint) from escaped
+
+
 def _preflight(
-    study: StudyResult, pending: list[RunSpec], run_dir: Path, resuming: bool
+    study: StudyResult, pending: list[RunSpec], run_dir: Path, resuming: bool, preflight: Preflight
 ) -> tuple[StudyResult, list[RunSpec]]:
-    """Build and probe each pending architecture once; record the broken ones as failed.
+    """Build and probe each pending architecture once; record the broken ones as failed
+    (or timed out: a model that hangs does so here first).
 
     The Alrao build covers the bare model too; only where it fails is the architecture
     built for a baseline as well, so that a model Alrao cannot wrap (no output layer)
@@ -333,7 +374,8 @@ def _preflight(
             raise failure.error  # the original, so that --debug shows where it came from
         raise AlraoUserError(failure.reason) from failure.error
     for spec in broken:
-        study = study.with_run(failed_result(spec, failures[_group(spec)].reason))
+        failure = failures[_group(spec)]
+        study = study.with_run(failed_result(spec, failure.reason, status=failure.status))
     return study, [spec for spec in pending if _group(spec) not in failures]
 
 

@@ -165,6 +165,8 @@ def plan_study(config: StudyConfig, kind: StudyKind, data_info: DataInfo | None 
     shape is needed: ``data_info`` when the caller has it, else the data is loaded here,
     through :func:`~alrao_cli.study.attempt.cached_data`, so that the runs do not load it again.
     """
+    if config.schedule_net:  # a file the config names, read from its workdir like the others
+        config = replace(config, schedule_net=resolve_path(config, config.schedule_net))
     device = resolve_device(config.device)
     data = data_spec_of(config)
     budget = budget_of(config)
@@ -209,11 +211,24 @@ def plan_study(config: StudyConfig, kind: StudyKind, data_info: DataInfo | None 
                         )
                     )
     _check_keys_name_archs(config, named)
+    runs = _settled(runs)
     if not runs and first_problem is not None:
         # Nothing at all can run: the input itself is wrong, a usage error. The error itself
         # is raised again, so that --debug still shows where it came from (its cause).
         raise first_problem
     return Plan(tuple(runs), tuple(unresolved), seeds, skipped, input_shape)
+
+
+def _settled(runs: list[RunSpec]) -> list[RunSpec]:
+    """The runs once each method has seen all of its own (:meth:`TrainingMethod.settle`), in plan order."""
+    by_method: dict[str, list[int]] = {}
+    for index, spec in enumerate(runs):
+        by_method.setdefault(spec.method.name, []).append(index)
+    settled = list(runs)
+    for name, indices in by_method.items():
+        for index, spec in zip(indices, get_method(name).settle([runs[i] for i in indices]), strict=True):
+            settled[index] = spec
+    return settled
 
 
 def _as_written(arch: str, resolved: str, user_arch: str) -> str:

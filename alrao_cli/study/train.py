@@ -39,7 +39,7 @@ from alrao_cli.study.checkpoint import (
     UnusableCheckpoint,
 )
 from alrao_cli.study.methods import described, get_method
-from alrao_cli.study.methods.base import Learner, LearnerContext
+from alrao_cli.study.methods.base import Learner, LearnerContext, RunData
 from alrao_cli.study.spec import Budget, MethodSpec, Progress, ProgressCallback, RunSpec
 from alrao_cli.util.reasons import one_line_reason
 
@@ -73,6 +73,7 @@ def train_run(
     data: LoadedData,
     checkpoint: Path | None = None,
     on_progress: ProgressCallback | None = None,
+    run_dir: Path | None = None,
 ) -> RunResult:
     """Train one architecture with one method; resume from ``checkpoint`` if it exists.
 
@@ -82,9 +83,10 @@ def train_run(
     far. The caller records both as failures.
 
     The checkpoint is left in place: the caller deletes it (:func:`discard_checkpoint`)
-    once it has saved the result, so that a crash in between loses nothing.
+    once it has saved the result, so that a crash in between loses nothing. ``run_dir`` is
+    where a method may leave files for the study's other runs (MLR-SNet's trained net).
     """
-    return _Run(spec, data, checkpoint, on_progress).execute()
+    return _Run(spec, data, checkpoint, on_progress, run_dir).execute()
 
 
 def seed_everything(seed: int) -> None:
@@ -136,7 +138,9 @@ def parameter_checksum(module: nn.Module) -> float:
     return float(total)
 
 
-def build_learner(spec: RunSpec, data: LoadedData, device: str | None = None) -> tuple[Learner, int]:
+def build_learner(
+    spec: RunSpec, data: LoadedData, device: str | None = None, run_dir: Path | None = None
+) -> tuple[Learner, int]:
     """Build the run's model, check its output shape on two examples, wrap it for its method.
 
     Returns the learner and the model's trainable parameter count (counted after the
@@ -152,8 +156,10 @@ def build_learner(spec: RunSpec, data: LoadedData, device: str | None = None) ->
     x, y = _probe_batch(data, device)
     _check_output_shape(model, spec.label, x, info.num_classes)
     params = count_parameters(model)
-    total = total_steps(spec.budget, num_batches(data.train, spec.batch_size))
-    return wrap_for_training(model, spec.method, info, spec.seed, x, y, total), params
+    per_epoch = num_batches(data.train, spec.batch_size)
+    run = RunData(spec.label, data.train, spec.batch_size, per_epoch, run_dir)
+    learner = wrap_for_training(model, spec.method, info, spec.seed, x, y, total_steps(spec.budget, per_epoch), run)
+    return learner, params
 
 
 def total_steps(budget: Budget, per_epoch: int) -> int | None:
@@ -167,7 +173,7 @@ def total_steps(budget: Budget, per_epoch: int) -> int | None:
 
 def wrap_for_training(
     model: nn.Module, method: MethodSpec, info: DataInfo, seed: int, x: Tensor, y: Tensor,
-    total: int | None = None,
+    total: int | None = None, run: RunData | None = None,
 ) -> Learner:
     """Wrap a built model (on its device) into its method's learner, and evaluate the learner on ``(x, y)``.
 
@@ -176,7 +182,7 @@ def wrap_for_training(
     output layer; the evaluation shows that the wrapped model works too (Alrao: that the
     head's output is the model's).
     """
-    context = LearnerContext(info.num_classes, info.task, seed, example_input=x, total_steps=total)
+    context = LearnerContext(info.num_classes, info.task, seed, example_input=x, total_steps=total, run=run)
     learner = get_method(method.name).learner(model, method, context)
     learner.module.eval()
     with torch.no_grad():
@@ -212,8 +218,9 @@ def _check_output_shape(model: nn.Module, label: str, x: Tensor, num_classes: in
 
 
 class _Run:
-    def __init__(self, spec, data, checkpoint, on_progress) -> None:
+    def __init__(self, spec, data, checkpoint, on_progress, run_dir) -> None:
         self.spec = spec
+        self.run_dir = run_dir
         self.data = data
         self.checkpoint = Checkpoint.of_run(checkpoint, spec) if checkpoint is not None else None
         self.on_progress = on_progress or (lambda progress: None)
@@ -230,7 +237,7 @@ class _Run:
 
     # -- the loop ------------------------------------------------------------------------
     def execute(self) -> RunResult:
-        learner, params = build_learner(self.spec, self.data)
+        learner, params = build_learner(self.spec, self.data, run_dir=self.run_dir)
         self._restore(learner)
         if self.step == 0:
             self.start_checksum = parameter_checksum(learner.module)
@@ -238,6 +245,7 @@ class _Run:
         self.last_checkpoint = start
         status, reason = "ok", None
         try:
+            learner.before_training(lambda: self._save(learner, start))
             self._train(learner, start)
         except AlraoDivergedError as diverged:
             status, reason = "diverged", str(diverged)
@@ -245,6 +253,8 @@ class _Run:
             raise TrainingFailed(PartialRun(params, self._elapsed(start), tuple(self.history))) from error
         if status == "ok" and self.start_checksum is not None and parameter_checksum(learner.module) == self.start_checksum:
             status, reason = "failed", TRAINED_NOTHING
+        if status == "ok":
+            learner.finish()
         explanation = learner.explain()
         return RunResult(
             key=self.spec.key,
@@ -259,6 +269,7 @@ class _Run:
             history=tuple(self.history),
             copy_lrs=tuple(explanation["copy_lrs"]) if "copy_lrs" in explanation else None,
             rate_summary=explanation.get("rate_summary"),
+            explanation={k: v for k, v in explanation.items() if k not in ("copy_lrs", "rate_summary")} or None,
             spec=self.spec.to_dict(),
             **described(self.spec.method.name),
         )

@@ -23,7 +23,7 @@ METHODS: dict[str, TrainingMethod] = {}
 # registers itself. Order is the order methods are listed and run in.
 BUILT_IN = (
     "alrao", "sgd", "adam", "hypergradient", "mlhd", "larc", "onecycle", "layerwise", "dadapt", "dog",
-    "schedule_free",
+    "schedule_free", "mlrsnet", "reversible_hd",
 )
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import importlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from alrao_cli.errors import AlraoUserError
-from alrao_cli.study.spec import MethodOptions, MethodSpec
+from alrao_cli.study.spec import MethodOptions, MethodSpec, RunSpec
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -86,6 +87,24 @@ class Learner(ABC):
         a checkpoint written after the validation continues exactly.
         """
 
+    def before_training(self, save: Callable[[], None]) -> None:
+        """Work the method does once before the first step; by default nothing.
+
+        Called by the loop after a checkpoint (if any) is restored, before the first
+        :meth:`train_step` of this process, so also when a run resumes: a method keeps in
+        :meth:`state_dict` how far it got and does only what is left. ``save()`` writes a
+        checkpoint of the run as it stands (the model not yet trained, this learner's state
+        as it is now): reversible-HD calls it after each meta-iteration, so that an
+        interrupted tuning resumes at the iteration in progress instead of from scratch.
+        """
+
+    def finish(self) -> None:
+        """Leave behind what other runs need, once the run has trained to its end; by default nothing.
+
+        MLR-SNet saves its meta-trained schedule net here (in ``LearnerContext.run.run_dir``),
+        for ``mlrsnet-transfer``'s other architectures and for ``--schedule-net``.
+        """
+
 
 def gaussian_nll(outputs: Tensor, y: Tensor) -> Tensor:
     """Unit-variance Gaussian ``-log p(y)`` per example: the regression loss every method
@@ -111,6 +130,21 @@ class LearnerContext:
     # A schedule over the whole run needs it (1cycle); a method that cannot do without it
     # says so with an AlraoUserError.
     total_steps: int | None = None
+    run: RunData | None = None  # the run's training data and folder: None outside a run (alrao check)
+
+
+@dataclass(frozen=True, slots=True)
+class RunData:
+    """What a method that learns its rate from data needs beyond the model: the training split
+    (its meta set is drawn from it, never from the validation split that ranks the models),
+    the run's minibatch size, the architecture's label, and the run directory where it may
+    leave files for other runs (None when the run keeps none)."""
+
+    label: str
+    train: Any  # a torch Dataset: data.datasets.InMemoryDataset or a loader-backed one
+    batch_size: int
+    steps_per_epoch: int
+    run_dir: Path | None = None
 
 
 class TrainingMethod(ABC):
@@ -146,6 +180,23 @@ class TrainingMethod(ABC):
     @abstractmethod
     def learner(self, model: nn.Module, spec: MethodSpec, context: LearnerContext) -> Learner:
         """Wrap ``model`` (already on its device) for training."""
+
+    def settle(self, runs: list[RunSpec]) -> list[RunSpec]:
+        """This method's runs, once the whole plan is known: by default as planned.
+
+        A method whose runs depend on one another fixes that here, and may refuse the plan
+        with an ``AlraoUserError`` (``mlrsnet-transfer`` names the architecture it
+        meta-trains on, the first one unless ``--meta-arch`` says).
+        """
+        return runs
+
+    def stage(self, spec: RunSpec) -> int:
+        """When ``spec`` may start: every run of stage 0 finishes before any run of stage 1.
+
+        0 for all runs by default; ``mlrsnet-transfer``'s meta-test runs are stage 1, since
+        they load the net its meta-train run saves.
+        """
+        return 0
 
 
 def rates_of(values: Sequence[float], headline: float | None = None) -> dict[str, float]:
