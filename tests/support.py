@@ -31,6 +31,28 @@ class NeedsWidth(nn.Module):
 """
 
 
+def quick_settings(subset: int, *, epochs: int | None = None, steps: int | None = None, **more) -> dict:
+    """Config settings of a small, fast study: a subset of MNIST-1D, a short budget, no plots.
+
+    Each test file picks its own size and budget (a resume test needs an epoch to interrupt,
+    a failure test one step); the rest is the same everywhere.
+    """
+    budget = {"epochs": epochs} if steps is None else {"steps": steps}
+    return {"subset": subset, **({} if epochs is None and steps is None else budget), "plots": False, **more}
+
+
+def quick_flags(subset: int, *, epochs: int | None = None, steps: int | None = None, **more) -> list[str]:
+    """The command-line flags of :func:`quick_settings` (``batch_size=8`` becomes ``--batch-size 8``)."""
+    flags = []
+    for key, value in quick_settings(subset, epochs=epochs, steps=steps, **more).items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
 def write_files(folder: Path, files: dict[str, str]) -> Path:
     """Write each ``name: text`` of ``files`` into ``folder`` (created) and return the folder."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from support import quick_flags
+
 from alrao_cli.cli.app import app
 from alrao_cli.cli.study import split_compare_methods
 from alrao_cli.study.methods import method_catalog
@@ -66,7 +68,7 @@ def test_a_portfolio_screen_saves_both_methods_and_ranks_by_the_better(tmp_path)
 @pytest.mark.parametrize("method", ["prodigy", "dadapt-adam", "dog", "sf-adamw"])
 def test_a_wrapped_package_method_screens_and_compares_end_to_end(tmp_path, method):
     """Each learning-rate-free package, through the real screen and compare commands."""
-    quick = ["--subset", "128", "--steps", "4", "--no-plots", "--json", "--device", "cpu"]
+    quick = [*quick_flags(128, steps=4, device="cpu"), "--json"]
     screened = runner.invoke(app, ["screen", "mlp", "--method", method, *quick, "--out", str(tmp_path / "screen")])
     assert screened.exit_code == 0, screened.output
     (entry,) = json.loads(screened.stdout)["ranking"]

@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from alrao_cli.cli.app import app
 from alrao_cli.config.schema import StudyConfig, build_config
 from alrao_cli.config.yaml_io import load_config_file
-from support import invoke, load_results, two_colour_images
+from support import invoke, load_results, quick_flags, two_colour_images
 
 runner = CliRunner()
-QUICK = ["--subset", "256", "--epochs", "2", "--no-plots"]
+QUICK = quick_flags(256, epochs=2)
 
 
 def test_screen_ranks_two_zoo_models_and_saves_everything(tmp_path):

@@ -9,7 +9,6 @@ one-line reason saved for the bad architecture and that the healthy one was rank
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -17,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from support import invoke, load_results
+from support import invoke, load_results, quick_flags
 
-FAST = ["--subset", "64", "--no-plots"]
+FAST = quick_flags(64)
 STEPS = ["--steps", "3"]
 
 HEADER = "import math, os, sys, threading, time\n\nimport torch\nfrom torch import nn\n"

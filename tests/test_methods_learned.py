@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from support import quick_flags
+
 from alrao_cli.config.schema import build_config
 from alrao_cli.data.datasets import InMemoryDataset
 from alrao_cli.errors import AlraoUserError
@@ -21,7 +23,7 @@ from alrao_cli.study.plan import plan_study
 from alrao_cli.study.spec import MethodSpec
 from tests.support import invoke, load_results
 
-QUICK = ["--subset", "200", "--epochs", "1", "--batch-size", "50", "--no-plots"]
+QUICK = quick_flags(200, epochs=1, batch_size=50)
 
 
 def numbered_set(size: int) -> InMemoryDataset:

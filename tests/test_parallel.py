@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from support import invoke, load_results, without_seconds
+from support import invoke, load_results, quick_flags, without_seconds
 
-QUICK = ["--subset", "256", "--epochs", "2", "--no-plots", "--quiet"]
+QUICK = [*quick_flags(256, epochs=2), "--quiet"]
 SEQUENTIAL = ["--threads-per-run", "1"]  # the thread count each worker gets on 2 cores with --workers 2
 
 # Its 12th training forward kills its own process, once (the marker file says it did), and

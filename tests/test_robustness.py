@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from support import without_seconds, write_files
+from support import quick_flags, without_seconds, write_files
 from typer.testing import CliRunner
 
 from alrao_cli.cli.app import app
 
 runner = CliRunner()
-QUICK = ["--subset", "128", "--epochs", "1", "--no-plots"]
+QUICK = quick_flags(128, epochs=1)
 
 MODEL_FILES = {
     "good.py": (

@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from support import quick_settings
+
 from alrao_cli.cli.app import app
 from alrao_cli.config.schema import build_config
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.study.driver import run_study
 from alrao_cli.study.rundir import CONFIG_FILE, changed_sources, locked, read_config, source_files
 
-QUICK = {"subset": 64, "steps": 3, "batch_size": 16, "plots": False, "device": "cpu"}
+QUICK = quick_settings(64, steps=3, batch_size=16, device="cpu")
 MODEL = (
     "from torch import nn\n"
     "def build_model(num_classes, input_shape):\n"

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import invoke, load_results, stop_at, write_files
+from support import invoke, load_results, quick_settings, stop_at, write_files
 
 from alrao_cli.config.schema import build_config
 from alrao_cli.data.load import cached_data
@@ -22,7 +22,7 @@ from alrao_cli.study.checkpoint import checkpoint_path
 from alrao_cli.study.driver import listening, run_study
 from alrao_cli.study.plan import data_spec_of
 
-QUICK = {"subset": 64, "steps": 2, "batch_size": 16, "plots": False, "device": "cpu"}
+QUICK = quick_settings(64, steps=2, batch_size=16, device="cpu")
 DEEP_JSON = "[" * 100_000 + "]" * 100_000
 CORRUPT_HINT = "(it was not written by alrao or was edited by hand; rerun the study)"
 SOURCES_HINT = "(it was edited since the run began; put it back as it was, or start a new run)"

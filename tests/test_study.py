@@ -26,11 +26,11 @@ from alrao_cli.study.executor import SequentialExecutor
 from alrao_cli.study.attempt import execute_run
 from alrao_cli.study.checkpoint import checkpoint_path
 from alrao_cli.study.driver import listening, run_study
-from support import without_seconds, write_files, stop_at
+from support import quick_flags, quick_settings, stop_at, without_seconds, write_files
 
 runner = CliRunner()
-QUICK = ["--subset", "96", "--epochs", "2", "--batch-size", "8", "--no-plots"]
-QUICK_CONFIG = {"subset": 96, "epochs": 2, "batch_size": 8, "plots": False, "device": "cpu"}
+QUICK = quick_flags(96, epochs=2, batch_size=8)
+QUICK_CONFIG = quick_settings(96, epochs=2, batch_size=8, device="cpu")
 
 MODELS = {
     "good.py": (
