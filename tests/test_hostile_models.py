@@ -14,9 +14,12 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import torch
 
 from support import invoke, load_results, quick_flags
+
+from alrao_cli.study.train import TRAINED_NOTHING
 
 FAST = quick_flags(64)
 STEPS = ["--steps", "3"]
@@ -67,14 +70,15 @@ def test_sys_exit_in_forward_fails_its_architecture_and_the_screen_goes_on(tmp_p
     archs = (
         model(tmp_path, "Exits", forward="sys.exit(0)"),
         model(tmp_path, "ExitsWhileTraining", forward="if self.training: sys.exit(0)"),
+        model(tmp_path, "ExitsInInit", init="sys.exit(3)"),
         model(tmp_path, "Healthy"),
     )
     result, out = screen(tmp_path, *archs, *STEPS)
     assert result.exit_code == 1, result.output
     runs = runs_of(out)
-    for name in ("Exits", "ExitsWhileTraining"):
+    for name, code in (("Exits", 0), ("ExitsWhileTraining", 0), ("ExitsInInit", 3)):
         assert runs[name]["status"] == "failed"
-        assert runs[name]["reason"].startswith("the model code called sys.exit(0) (traceback: ")
+        assert runs[name]["reason"].startswith(f"the model code called sys.exit({code}) (traceback: ")
     assert runs["Healthy"]["status"] == "ok"
 
 
@@ -90,12 +94,17 @@ def test_check_fails_the_item_that_called_sys_exit_and_still_writes_junit(tmp_pa
 
 
 def test_a_keyboard_interrupt_raised_by_model_code_fails_its_run_and_resume_does_not_loop(tmp_path):
-    archs = model(tmp_path, "Interrupts", init="raise KeyboardInterrupt"), model(tmp_path, "Healthy")
+    archs = (
+        model(tmp_path, "Interrupts", init="raise KeyboardInterrupt"),
+        model(tmp_path, "InterruptsInForward", forward="if self.training: raise KeyboardInterrupt"),
+        model(tmp_path, "Healthy"),
+    )
     result, out = screen(tmp_path, *archs, *STEPS)
     assert result.exit_code == 1, result.output
     runs = runs_of(out)
-    assert runs["Interrupts"]["status"] == "failed"
-    assert runs["Interrupts"]["reason"].startswith("the model code raised KeyboardInterrupt (traceback: ")
+    for name in ("Interrupts", "InterruptsInForward"):
+        assert runs[name]["status"] == "failed"
+        assert runs[name]["reason"].startswith("the model code raised KeyboardInterrupt (traceback: ")
     assert runs["Healthy"]["status"] == "ok" and load_results(out)["interrupted"] is False
     resumed = invoke("screen", "--resume", str(out))
     assert resumed.exit_code == 1 and "--resume" not in resumed.output  # nothing left to run, nothing interrupted
@@ -105,15 +114,42 @@ def test_a_keyboard_interrupt_raised_by_model_code_fails_its_run_and_resume_does
 def test_memory_and_recursion_errors_fail_their_architecture_only(tmp_path):
     archs = (
         model(tmp_path, "Hungry", init="raise MemoryError()"),
+        model(tmp_path, "HungryForward", forward="if self.training: raise MemoryError()"),
         model(tmp_path, "Recurses", forward="return self.forward(x)"),
+        model(tmp_path, "RecursesInInit", init="self.__init__(num_classes, input_shape)"),
         model(tmp_path, "Healthy"),
     )
     result, out = screen(tmp_path, *archs, *STEPS)
     assert result.exit_code == 1, result.output
     runs = runs_of(out)
     assert runs["Hungry"]["status"] == "failed" and "failed: MemoryError" in runs["Hungry"]["reason"]
-    assert runs["Recurses"]["status"] == "failed" and "RecursionError: maximum recursion depth" in runs["Recurses"]["reason"]
+    assert runs["HungryForward"]["status"] == "failed"
+    assert runs["HungryForward"]["reason"] == "out of memory on cpu (try a smaller --batch-size or model)"
+    for name in ("Recurses", "RecursesInInit"):
+        assert runs[name]["status"] == "failed" and "RecursionError: maximum recursion depth" in runs[name]["reason"]
     assert runs["Healthy"]["status"] == "ok"
+
+
+def test_a_model_that_trains_nothing_is_failed_not_ranked(tmp_path):
+    """Every parameter frozen: refused before training, for every method (Alrao would train only
+    its own output copies). Rates too small to move a weight: trained, then flagged."""
+    archs = model(tmp_path, "Frozen", init="self.requires_grad_(False)"), model(tmp_path, "Healthy")
+    result, out = screen(tmp_path, *archs, *STEPS, "--baseline", "adam")
+    assert result.exit_code == 1, result.output
+    frozen = [run for run in load_results(out)["runs"] if run["arch"].endswith(":Frozen")]
+    assert [run["method"] for run in frozen] == ["alrao", "adam"]
+    for run in frozen:
+        assert (run["status"], run["reason"]) == (
+            "failed",
+            f"{archs[0]}: every parameter is frozen (requires_grad=False): there is nothing to train "
+            "(leave requires_grad on for the parameters the screen should train)",
+        )
+    assert {run["status"] for run in load_results(out)["runs"] if run["arch"].endswith(":Healthy")} == {"ok"}
+
+    subnormal = invoke("screen", archs[1], *FAST, *STEPS, "--lr-min", "1e-320", "--lr-max", "2e-320", "--out", str(tmp_path / "tiny"))
+    assert subnormal.exit_code == 1, subnormal.output
+    (run,) = load_results(tmp_path / "tiny")["runs"]
+    assert (run["status"], run["reason"]) == ("failed", TRAINED_NOTHING)
 
 
 def test_a_model_that_changes_directory_does_not_move_the_results(tmp_path, monkeypatch):
@@ -191,9 +227,22 @@ def test_isolate_survives_os_exit_in_forward(tmp_path):
     assert runs["Healthy"]["status"] == "ok"
 
 
-def test_a_data_factory_that_calls_sys_exit_is_a_usage_error(tmp_path):
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("sys.exit(0)", "loading the data: the data factory called sys.exit(0) (fix the data factory)"),
+        ("raise KeyboardInterrupt", "loading the data: the data factory raised KeyboardInterrupt (fix the data factory)"),
+        ("raise MemoryError()", "make() from {factory} at line 5 raised MemoryError:  (fix the factory)"),
+        ("return make()", "make() from {factory} at line 5 raised RecursionError: maximum recursion depth exceeded"),
+    ],
+    ids=["sys.exit", "KeyboardInterrupt", "MemoryError", "RecursionError"],
+)
+def test_a_data_factory_that_leaves_or_exhausts_the_process_is_a_usage_error(tmp_path, body, message):
     factory = tmp_path / "data.py"
-    factory.write_text("import sys\n\n\ndef make():\n    sys.exit(0)\n")
-    result = invoke("screen", model(tmp_path, "Healthy"), "--data", f"python:{factory}:make", *STEPS, "--out", str(tmp_path / "run"))
-    assert result.exit_code == 2
-    assert "loading the data: the data factory called sys.exit(0)" in result.output
+    factory.write_text(f"import sys\n\n\ndef make():\n    {body}\n")
+    out = tmp_path / "run"
+    result = invoke("screen", model(tmp_path, "Healthy"), "--data", f"python:{factory}:make", *STEPS, "--out", str(out))
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: " + message.format(factory=factory))
+    assert not out.exists()  # nothing trained, no run directory left behind

@@ -10,7 +10,13 @@ from __future__ import annotations
 from alrao_cli.errors import AlraoUserError
 
 
-def data_problem(name: str, item: str | None, problem: str, hint: str | None = None) -> AlraoUserError:
+class DataProblem(AlraoUserError):
+    """A problem with the data, never a model's. Most are found when the data is loaded; an
+    item read only while a run trains (a factory's own dataset, a large image folder) stops
+    the study there, as a full disk does, rather than failing every architecture in turn."""
+
+
+def data_problem(name: str, item: str | None, problem: str, hint: str | None = None) -> DataProblem:
     """The error for ``problem`` in the data source ``name``, at ``item`` (``"training item 3"``) if one is to blame."""
     where = f"{item}: " if item else ""
-    return AlraoUserError(f"data {name}: {where}{problem}", hint=hint)
+    return DataProblem(f"data {name}: {where}{problem}", hint=hint)

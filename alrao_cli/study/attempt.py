@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from alrao_cli.data.load import cached_data
+from alrao_cli.data.problems import DataProblem
 from alrao_cli.errors import AlraoUserError, is_out_of_memory
 from alrao_cli.results.records import RunResult, Status
 from alrao_cli.study.checkpoint import checkpoint_path
@@ -49,8 +50,9 @@ def failed_result(
 def execute_run(
     spec: RunSpec, run_dir: Path, on_progress: ProgressCallback | None = None, limit: float | None = None
 ) -> RunResult:
-    """Train one run, resuming from its checkpoint if one exists; never raises but for Ctrl-C
-    and a run directory that cannot be written (:class:`~alrao_cli.util.files.RunDirectoryError`).
+    """Train one run, resuming from its checkpoint if one exists; never raises but for Ctrl-C,
+    a run directory that cannot be written (:class:`~alrao_cli.util.files.RunDirectoryError`)
+    and a bad item of the data read while training (:class:`~alrao_cli.data.problems.DataProblem`).
 
     ``limit``: seconds after which the run is stopped, wherever it is
     (:func:`~alrao_cli.study.time_limit.time_limit`); None: none in this process. A
@@ -61,12 +63,12 @@ def execute_run(
         with guard(), watchdog(limit):
             data = cached_data(spec.data)
             return train_run(spec, data, checkpoint_path(run_dir, spec.key), trusted(on_progress), run_dir)
-    except RunDirectoryError:  # the run directory failed, not the model: the study stops, the run stays to resume
+    except (RunDirectoryError, DataProblem):  # the run directory or the data failed, not the model: the study stops
         raise
     except RunTimedOut as timed_out:
         result = failed_result(spec, timed_out_reason(spec.budget, timed_out.limit), status="timed out")
     except TrainingFailed as failed:  # one broken model must not end the screen
-        if isinstance(failed.__cause__, RunDirectoryError):  # a checkpoint that could not be written
+        if isinstance(failed.__cause__, (RunDirectoryError, DataProblem)):  # a checkpoint not written, a bad item read
             raise failed.__cause__
         result = failed_result(spec, failure_reason(failed.__cause__, spec, run_dir), failed.partial)
     except Exception as error:  # noqa: BLE001

@@ -199,10 +199,15 @@ def _run_pending(
         results = _in_stages(executor, pending, run_dir, forward)
         try:
             for result in results:
+                changed = changed_sources(run_dir)
+                if changed and _reads_from(specs[result.key], changed):
+                    raise _changed_while_running(run_dir, changed)  # which version it trained is unknown: not saved
                 study = study.with_run(result)
                 save_study(run_dir, study)
                 discard_checkpoint(checkpoint_path(run_dir, result.key))  # only now that the result is safe
                 observer.run_finished(result)
+                if changed:
+                    raise _changed_while_running(run_dir, changed)
                 if config.fail_fast and is_problem(result, config.method):
                     stopped_early = True
                     break
@@ -274,6 +279,23 @@ def _refuse_changed_sources(run_dir: Path, force: bool) -> list[str]:
             hint="put it back as it was, or add --force to train its architectures again from scratch",
         )
     return changed
+
+
+def _reads_from(spec: RunSpec, files: list[str]) -> bool:
+    return any(file in files for file in source_files([spec.arch]))
+
+
+def _changed_while_running(run_dir: Path, changed: list[str]) -> AlraoUserError:
+    """A model file edited after the study imported it: the runs of its architectures would
+    mix two versions of it (a run in a process of its own imports the file anew), so the
+    study stops; the result of a run of that file just received is not saved."""
+    more = f" (and {len(changed) - 1} more model file(s))" if len(changed) > 1 else ""
+    return AlraoUserError(
+        f"{changed[0]} changed after the study imported it{more}: stopped, so that its runs do not mix "
+        "two versions of it",
+        hint=f"continue with --resume {run_dir} --force to train its architectures again from scratch, "
+        "or put it back as it was and --resume",
+    )
 
 
 def _restart(study: StudyResult, plan: Plan, run_dir: Path, changed: list[str]) -> StudyResult:

@@ -12,6 +12,9 @@ records why and goes on:
 - a child still running at its run's time limit
   (:func:`~alrao_cli.study.time_limit.time_limit`) is killed and its run recorded as
   "timed out", wherever the child was stuck;
+- a run directory that cannot be written (a full disk), or a bad item of the data read
+  while training, stops the study as without ``--isolate``: the child says so rather
+  than failing its run;
 - Ctrl-C and SIGTERM stop this process as without ``--isolate`` (the child ignores
   Ctrl-C from the terminal and is killed by this process as it stops).
 
@@ -37,11 +40,13 @@ from multiprocessing import connection, get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alrao_cli.data.problems import DataProblem
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.results.records import RunResult
 from alrao_cli.study.attempt import PreflightFailure, execute_run, failed_result, preflight
 from alrao_cli.study.spec import EventCallback, RunSpec, RunStarted
 from alrao_cli.study.time_limit import time_limit, timed_out_reason
+from alrao_cli.util.files import RunDirectoryError
 from alrao_cli.util.reasons import one_line_reason
 
 if TYPE_CHECKING:
@@ -147,6 +152,10 @@ def in_child(
                 return _Ended(lost=_lost_reason(who, child.exitcode))
             if kind == "event":
                 on_event(payload)
+            elif kind == "stop":  # the run directory or the data failed, not the run: the study stops, as in-process
+                finished = True
+                error_type, message, hint = payload
+                raise error_type(message, hint)
             else:
                 finished = True
                 return _Ended(value=payload) if kind == "result" else _Ended(lost=payload)
@@ -194,6 +203,8 @@ def _child_main(sender: Any, job: Callable[..., Any], args: tuple[Any, ...]) -> 
     code = 0
     try:
         message = ("result", job(lambda event: sender.send(("event", event)), *args))
+    except (RunDirectoryError, DataProblem) as error:  # not the run's failure: sent as its type, message and hint
+        message = ("stop", (type(error), error.message, error.hint))
     except BaseException as error:  # noqa: BLE001 - alrao's own code failed here: say so rather than die mute
         message = ("lost", f"in its own process: {one_line_reason(error)}")
     try:

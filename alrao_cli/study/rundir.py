@@ -5,8 +5,9 @@ nothing else. So a directory is used by one command at a time (an advisory lock 
 kernel drops when its process dies, so a crashed run never blocks ``--resume``), its
 ``config.yaml`` carries a digest of itself (a config edited or truncated since the run
 began is refused, not silently mixed into one ranking), and the model files the study
-trains are fingerprinted when it begins (a model file changed since is refused, or with
-``--force`` its runs start again from scratch). No file of it is read or written through
+trains are fingerprinted as it imports them (a model file changed since is refused on
+resume, or with ``--force`` its runs start again from scratch; one changed while the
+study runs stops it). No file of it is read or written through
 a symbolic link (:func:`~alrao_cli.util.files.refuse_links` says why), and its JSON is
 read strictly (:mod:`alrao_cli.util.strict_json`): an edited file is refused in one line.
 """
@@ -31,6 +32,7 @@ from alrao_cli.errors import AlraoUserError
 from alrao_cli.results.records import RESULTS_CSV, RESULTS_JSON, StudyResult, load_study
 from alrao_cli.study.checkpoint import CHECKPOINTS
 from alrao_cli.util.files import cannot_write, refuse_links, write_text_atomic
+from alrao_cli.util.pyfile import imported_digest
 from alrao_cli.util.strict_json import loads_strict
 
 CONFIG_FILE = "config.yaml"
@@ -181,7 +183,8 @@ def source_files(archs: Iterable[str]) -> list[str]:
 
 
 def record_sources(run_dir: Path, files: Iterable[str]) -> None:
-    digests = {file: _file_digest(file) for file in files}
+    """The digest of each model file as this process imported it (planning did), else as it is now."""
+    digests = {file: imported_digest(file) or _file_digest(file) for file in files}
     write_text_atomic(run_dir / SOURCES_FILE, json.dumps(digests, indent=2, sort_keys=True) + "\n", run_dir=run_dir)
 
 

@@ -146,7 +146,8 @@ def build_learner(
     Returns the learner and the model's trainable parameter count (counted after the
     probe forward, which gives lazy modules such as ``nn.LazyLinear`` their shapes).
     Anything wrong with the architecture (it does not build, its forward fails or has
-    the wrong shape, Alrao finds no output layer) surfaces here, before any training.
+    the wrong shape, every parameter is frozen, Alrao finds no output layer) surfaces here,
+    before any training.
     """
     info = data.info
     device = torch.device(device or spec.device)
@@ -156,6 +157,11 @@ def build_learner(
     x, y = _probe_batch(data, device)
     _check_output_shape(model, spec.label, x, info.num_classes)
     params = count_parameters(model)
+    if params == 0:  # Alrao would train its own output copies alone and rank the model as if it learned
+        raise AlraoUserError(
+            f"{spec.label}: every parameter is frozen (requires_grad=False): there is nothing to train",
+            hint="leave requires_grad on for the parameters the screen should train",
+        )
     per_epoch = num_batches(data.train, spec.batch_size)
     run = RunData(spec.label, data.train, spec.batch_size, per_epoch, run_dir)
     learner = wrap_for_training(model, spec.method, info, spec.seed, x, y, total_steps(spec.budget, per_epoch), run)

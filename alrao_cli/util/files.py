@@ -17,6 +17,7 @@ import errno
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,7 +62,7 @@ def refuse_links(path: Path, run_dir: Path) -> None:
     know. ``run_dir`` itself may be a link (an ``--out`` on another disk): it was given.
     Checked just before each write; a link made in the instant between is not caught (a
     file's is then replaced by the rename, not written through; the lock is opened so
-    that it never follows one).
+    that it never follows one). A FIFO, a socket or a device at ``path`` is refused too.
     """
     current = run_dir
     for part in path.relative_to(run_dir).parts:
@@ -71,6 +72,22 @@ def refuse_links(path: Path, run_dir: Path) -> None:
                 f"{current} is a symbolic link: alrao does not write through links in a run directory",
                 hint="put the file or folder itself in its place, or remove the link",
             )
+    _refuse_special(path)
+
+
+def _refuse_special(path: Path) -> None:
+    """Refuse a FIFO, a socket or a device where alrao keeps a file: reading a FIFO waits
+    for a writer that never comes (a resume would hang), and a rename replaces it unseen."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return  # not there (yet): nothing to refuse
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise RunDirectoryError(
+            f"{path} is not a regular file (a FIFO, a socket or a device): alrao keeps only plain "
+            "files and folders in a run directory",
+            hint="remove it, or put the file itself in its place",
+        )
 
 
 def is_disk_full(error: BaseException) -> bool:

@@ -24,6 +24,8 @@ from alrao_cli.errors import AlraoUserError
 
 # Imported user files, by resolved path.
 _MODULES: dict[Path, ModuleType] = {}
+# The SHA-256 of the text each of them was executed from, by resolved path.
+_DIGESTS: dict[Path, str] = {}
 
 
 def import_user_file(
@@ -50,6 +52,15 @@ def import_user_file(
     if source not in _MODULES:
         _MODULES[source] = _already_imported(source) or _execute(source, str(path), what, on_forget)
     return source, _MODULES[source]
+
+
+def imported_digest(path: str | Path) -> str | None:
+    """The SHA-256 of the text this process executed ``path`` from (None: not executed here).
+
+    What a run directory records as the model file it trains: a file edited after it
+    was imported differs from it, though the module in memory does not.
+    """
+    return _DIGESTS.get(Path(path).resolve())
 
 
 def _already_imported(source: Path) -> ModuleType | None:
@@ -79,10 +90,12 @@ def _execute(source: Path, shown: str, what: str, on_forget: Callable[[Path], No
 
     def forget() -> None:
         sys.modules.pop(module_name, None)
+        _DIGESTS.pop(source, None)
         if on_forget is not None:
             on_forget(source)
 
     try:
+        _DIGESTS[source] = hashlib.sha256(source.read_bytes()).hexdigest()  # read just before the loader reads it
         spec.loader.exec_module(module)
     except AlraoUserError:
         forget()
