@@ -58,7 +58,7 @@ def check(
     subset: SubsetOpt = None,
     val_fraction: ValFractionOpt = None,
     head: HeadOpt = None,
-    steps: Annotated[int, typer.Option("--steps", min=2, help="Alrao-SGD steps of the overfit check.")] = 5,
+    steps: Annotated[int, typer.Option("--steps", min=2, help="Steps of the train item: the model as written, trained by Adam at 1e-3 on one batch.")] = 5,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the checks (default 0, or the config's seed).")] = None,
     junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="Also write a JUnit XML report here (for CI).")] = None,
     workers: WorkersOpt = None,
@@ -69,7 +69,7 @@ def check(
 ) -> None:
     """Smoke-check model code in seconds: builds, runs, wraps, trains, saves, is deterministic.
 
-    Each architecture goes through six items, stopping at its first failure: build, forward (\\[batch, num_classes], finite), wrap (output layer found, per-feature rates), train (a few Alrao-SGD steps lower the loss, every parameter gets a gradient), serialize (state_dict round trip) and deterministic (same seed, same numbers). A screen's config (--config) gives the ARCHs, data, heads and model_kwargs.
+    Each architecture goes through six items, stopping at its first failure: build, forward (\\[batch, num_classes], finite), wrap (output layer found, per-feature rates), train (the model as written, a few Adam steps at 1e-3 on one batch: finite gradients reach every parameter, the loss goes down), serialize (state_dict round trip) and deterministic (same seed, same numbers). A screen's config (--config) gives the ARCHs, data, heads and model_kwargs.
 
     Exit code: 0 only if every architecture passed, 1 if some failed, 2 for a usage error. See docs/ci.md for a CI job.
 

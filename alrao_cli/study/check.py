@@ -286,7 +286,11 @@ def _has_gradient(parameter: Tensor) -> bool:
 
 
 def _largest_difference(a: Tensor, b: Tensor) -> float:
-    return float((a.double() - b.double()).abs().max())
+    """The largest absolute difference; equal values differ by 0, infinities and NaNs included
+    (inf - inf is NaN, which would read as "different" and wrongly call the model random)."""
+    a, b = a.double(), b.double()
+    same = (a == b) | (a.isnan() & b.isnan())
+    return float(torch.where(same, 0.0, (a - b).abs()).max())
 
 
 # The train item's optimizer: the screen's Adam baseline, without weight decay.
