@@ -712,3 +712,26 @@ def test_equal_outputs_differ_by_nothing_even_where_they_are_infinite():
     assert _largest_difference(torch.tensor([inf, -inf, nan, 1.0]), torch.tensor([inf, -inf, nan, 1.0])) == 0.0
     assert _largest_difference(torch.tensor([inf, 1.0]), torch.tensor([-inf, 1.0])) == inf
     assert _largest_difference(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5])) == 0.5
+
+
+AUXILIARY_OUTPUT_MODEL = """
+class Auxiliary(nn.Module):
+    def __init__(self, num_classes, input_shape):
+        super().__init__()
+        self.body = nn.Linear(math.prod(input_shape), 32)
+        self.head = nn.Linear(32, num_classes)
+        self.aux = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        hidden = torch.relu(self.body(x.flatten(1)))
+        if self.training:  # as torchvision's googlenet does with aux_logits on
+            return self.head(hidden), self.aux(hidden)
+        return self.head(hidden)
+"""
+
+
+def test_a_model_with_auxiliary_outputs_while_training_fails_train_saying_so(data, tmp_path):
+    result = check_architecture(write_model(tmp_path, "auxiliary", AUXILIARY_OUTPUT_MODEL), data)
+    train = result.items[CHECK_ITEMS.index("train")]
+    assert statuses(result)[: CHECK_ITEMS.index("train") + 1] == ["passed", "passed", "passed", "failed"]
+    assert train.reason.startswith("in training mode forward() returns a tuple, not one tensor [batch, num_classes]")

@@ -293,6 +293,21 @@ def _largest_difference(a: Tensor, b: Tensor) -> float:
     return float(torch.where(same, 0.0, (a - b).abs()).max())
 
 
+def _check_training_output(model: nn.Module, x: Tensor) -> None:
+    """forward() in training mode returns one tensor too (forward checked eval mode only).
+
+    torchvision's googlenet and inception_v3 return their auxiliary outputs as well while
+    training: without this, the loss would fail with a bare TypeError about its input.
+    """
+    with torch.no_grad():
+        output = model.train()(x)
+    if not isinstance(output, Tensor):
+        raise CheckFailed(
+            f"in training mode forward() returns a {type(output).__name__}, not one tensor [batch, num_classes] "
+            "(auxiliary outputs? torchvision's googlenet and inception_v3 take aux_logits: false in model_kwargs)"
+        )
+
+
 # The train item's optimizer: the screen's Adam baseline, without weight decay.
 _TRAIN_METHOD = MethodSpec("adam", lr=TRAIN_LR, options=AdamOptions(weight_decay=0.0))
 _TRAIN_OPTIMIZER = f"Adam at lr {TRAIN_LR:g}"
@@ -419,6 +434,7 @@ class _Checker:
         overshoot once. The model is dropped afterwards: only its numbers are kept.
         """
         model = self._build(self.seed)
+        _check_training_output(model, self.x)
         learner = wrap_for_training(model, _TRAIN_METHOD, self.info, self.seed, self.x, self.y)
         named = list(model.named_parameters())
         trainable = [name for name, p in named if p.requires_grad]
