@@ -276,6 +276,7 @@ def _wrong_hidden(saved):
     [
         (lambda path: None, "does not exist"),
         (lambda path: path.write_bytes(b"not a torch file"), "cannot be read"),
+        (lambda path: path.write_text("root:x:0:0:root:/root:/bin/bash\n" * 20), "not a torch file, or is corrupt"),
         (lambda path: path.write_bytes(b""), "empty or cut short"),
         (lambda path: torch.save(ScheduleNet(4), path), "not a file of tensors"),  # a pickled module
         (lambda path: torch.save(ScheduleNet(4).state_dict(), path), "not a saved MLR-SNet"),
@@ -286,6 +287,7 @@ def _wrong_hidden(saved):
     ids=[
         "missing-file",
         "not-torch",
+        "text-file",
         "empty",
         "pickled-module",
         "bare-state-dict",
