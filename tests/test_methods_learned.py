@@ -4,6 +4,7 @@ transferred net, the order of a transfer screen's runs, the tuning's checkpoints
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,6 +15,8 @@ from support import quick_flags
 from alrao_cli.config.schema import build_config
 from alrao_cli.data.datasets import InMemoryDataset
 from alrao_cli.errors import AlraoUserError
+from alrao_cli.results.fidelity import table_from_runs
+from alrao_cli.results.records import RunResult
 from alrao_cli.learned import ScheduleNet, load_schedule_net, save_schedule_net
 from alrao_cli.study.driver import run_study
 from alrao_cli.study.methods import get_method
@@ -176,3 +179,16 @@ def test_reversible_hd_under_a_time_budget_is_refused_in_one_line(tmp_path):
                     "--no-plots", "--out", str(tmp_path / "r"))
     assert result.exit_code != 0
     assert "reversible-hd tunes a schedule over a run of known length" in result.output
+
+
+def test_a_reversible_hd_result_counts_its_meta_rounds_as_runs_in_a_fidelity_table(tmp_path):
+    """Its cost against a grid is meta_iters + 1 runs per result, saved with the result."""
+    out = tmp_path / "r"
+    result = invoke("screen", "mlp", "--method", "reversible-hd", "--meta-iters", "2", *quick_flags(100, steps=4),
+                    "--no-plots", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    [saved] = load_results(out)["runs"]
+    assert saved["training_runs"] == 3
+    runs = [RunResult.from_dict(saved), replace(RunResult.from_dict(saved), method="adam", training_runs=1)]
+    assert table_from_runs("reversible-hd", runs, ["reversible-hd"]).runs == 3
+    assert table_from_runs("both", runs).runs == 4

@@ -481,6 +481,7 @@ def toy_methods():
 def toy_runs() -> list[RunResult]:
     """Results as training writes them: each describes its method as the registry does."""
     from alrao_cli.study.methods import described
+    from alrao_cli.study.spec import MethodSpec
 
     runs = [
         result("mlp", (0.5, 0.4)),
@@ -490,7 +491,7 @@ def toy_runs() -> list[RunResult]:
         result("mlp", (0.5,), method="toygrid", lr=0.01),
         result("mlp", (0.32,), method="toy", lr=0.5),
     ]
-    return [replace(run, **described(run.method)) for run in runs]
+    return [replace(run, **described(MethodSpec(run.method))) for run in runs]
 
 
 def test_a_registered_baseline_flows_through_ranking_and_report(toy_methods) -> None:

@@ -219,6 +219,7 @@ def _without_run_field(name: str) -> dict:
         (json.dumps(_with_run_field("status", "great")), "'great' is not one of"),
         (json.dumps(_with_run_field("seed", "zero")), "seed: expected an integer"),
         (json.dumps(_with_run_field("history", [{"epoch": 1}])), "missing field 'step'"),
+        (json.dumps(_with_run_field("training_runs", 0)), "costs at least one run"),
     ],
 )
 def test_load_says_why_a_results_file_cannot_be_read(tmp_path: Path, content: str, expected: str) -> None:
@@ -264,3 +265,8 @@ def test_older_keys_are_read_as_the_plan_now_writes_them(tmp_path: Path, written
     assert loaded.key == read
     label = written.split("|")[0]
     assert loaded.key == run_key(label, method, lr, seed)  # so --resume finds it done
+
+
+def test_a_result_saved_before_it_counted_its_training_runs_reads_as_one_run(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text(json.dumps(_without_run_field("training_runs")))
+    assert [run.training_runs for run in load_study(tmp_path).runs] == [1, 1, 1]

@@ -132,7 +132,8 @@ class MissingMethod:
 
 def table_from_runs(name: str, runs: Iterable[RunResult], methods: Sequence[str] | None = None) -> SeedTable:
     """The table of ``runs`` (those of ``methods`` only, if given): a run that diverged or
-    failed, or never reached a finite validation loss, counts as None."""
+    failed, or never reached a finite validation loss, counts as None. Its cost counts the
+    training runs each result took (``reversible-hd``'s meta rounds too), not the results."""
     losses: dict[str, dict[Candidate, dict[int, Loss]]] = {}
     count, seconds = 0, []
     for run in runs:
@@ -140,7 +141,7 @@ def table_from_runs(name: str, runs: Iterable[RunResult], methods: Sequence[str]
             continue
         loss = run.best_val_loss if run.status == "ok" else None
         losses.setdefault(run.arch, {}).setdefault((run.method, run.lr), {})[run.seed] = loss
-        count += 1
+        count += run.training_runs
         if math.isfinite(run.seconds):
             seconds.append(run.seconds)
     return SeedTable(name, losses, runs=count, seconds=math.fsum(seconds))

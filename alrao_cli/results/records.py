@@ -106,6 +106,7 @@ class RunResult:
     # How the method describes itself, saved so that a report needs no method registry:
     method_label: str = ""  # "SGD"; "" reads as the method's name
     tuned_over_grid: bool | None = None  # run at every rate of a grid, its best rate kept
+    training_runs: int = 1  # runs of the architecture this result cost (reversible-hd: meta_iters + 1)
 
     def __post_init__(self) -> None:
         """Results written before runs described their method get the built-in methods' words."""
@@ -114,6 +115,8 @@ class RunResult:
             object.__setattr__(self, "method_label", label)
         if self.tuned_over_grid is None:
             object.__setattr__(self, "tuned_over_grid", tuned)
+        if self.training_runs < 1:
+            raise ValueError(f"training_runs: a result costs at least one run, not {self.training_runs}")
 
     @property
     def best(self) -> EpochRecord | None:
@@ -168,6 +171,7 @@ class RunResult:
             "spec": json_safe(self.spec),
             "method_label": self.method_label,
             "tuned_over_grid": self.tuned_over_grid,
+            "training_runs": self.training_runs,
         }
 
     @classmethod
@@ -180,6 +184,7 @@ class RunResult:
             raise TypeError("history: expected a list")
         lr = _optional_float(data, "lr")
         method = _str(data, "method")
+        training_runs = _optional_int(data, "training_runs")  # None: saved before results counted it
         return cls(
             key=_key_with_rate(_str(data, "key"), lr),
             arch=_str(data, "arch"),
@@ -197,6 +202,7 @@ class RunResult:
             spec=_optional_mapping(data, "spec") or {},
             method_label=_optional_str(data, "method_label") or "",
             tuned_over_grid=data.get("tuned_over_grid") if isinstance(data.get("tuned_over_grid"), bool) else None,
+            training_runs=1 if training_runs is None else training_runs,
         )
 
 

@@ -43,7 +43,7 @@ def failed_result(
         seconds=partial.seconds if partial else 0.0,
         history=partial.history if partial else (),
         spec=spec.to_dict(),
-        **described(spec.method.name),
+        **described(spec.method),
     )
 
 

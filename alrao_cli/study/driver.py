@@ -41,12 +41,11 @@ from alrao_cli.study.rundir import (
     write_config,
 )
 from alrao_cli.study.signals import stop_signals_as_interrupt
-from alrao_cli.study.spec import EventCallback, RunEvent, RunStarted
 from alrao_cli.study.plan import Plan, StudyKind, data_spec_of, plan_study
 from alrao_cli.results.records import RunResult, StudyResult, save_study
 from alrao_cli.study.attempt import PreflightFailure, failed_result
 from alrao_cli.data.load import cached_data
-from alrao_cli.study.spec import Progress, RunSpec
+from alrao_cli.study.spec import EventCallback, MethodSpec, Progress, RunEvent, RunSpec, RunStarted
 from alrao_cli.study.checkpoint import checkpoint_path, discard_checkpoint
 
 
@@ -417,7 +416,7 @@ def _unresolved_result(unresolved, method: str, seed: int) -> RunResult:
     reason = unresolved.reason + (f" ({unresolved.hint})" if unresolved.hint else "")
     return RunResult(
         key=run_key(unresolved.label, method, None, seed), arch=unresolved.label, method=method, lr=None,
-        seed=seed, status="failed", reason=reason, params=None, seconds=0.0, **described(method),
+        seed=seed, status="failed", reason=reason, params=None, seconds=0.0, **described(MethodSpec(method)),
     )
 
 

@@ -277,7 +277,7 @@ class _Run:
             rate_summary=explanation.get("rate_summary"),
             explanation={k: v for k, v in explanation.items() if k not in ("copy_lrs", "rate_summary")} or None,
             spec=self.spec.to_dict(),
-            **described(self.spec.method.name),
+            **described(self.spec.method),
         )
 
     def _train(self, learner: Learner, start: float) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.study.methods.base import TrainingMethod
+from alrao_cli.study.spec import MethodSpec
 from alrao_cli.util.suggest import did_you_mean
 
 METHODS: dict[str, TrainingMethod] = {}
@@ -63,10 +64,12 @@ def baseline_methods() -> list[TrainingMethod]:
     return [method for method in _registry().values() if method.baseline]
 
 
-def described(name: str) -> dict[str, object]:
-    """What a run's result saves about its method, so that reports need no registry."""
-    method = get_method(name)
-    return {"method_label": method.label, "tuned_over_grid": method.tuned_over_grid}
+def described(spec: MethodSpec) -> dict[str, object]:
+    """What a run's result saves about its method, so that reports and fidelity tables need
+    no registry: its label, whether it is tuned over a grid, and how many runs it costs."""
+    method = get_method(spec.name)
+    return {"method_label": method.label, "tuned_over_grid": method.tuned_over_grid,
+            "training_runs": method.training_runs(spec)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,6 +181,12 @@ class TrainingMethod(ABC):
     def learner(self, model: nn.Module, spec: MethodSpec, context: LearnerContext) -> Learner:
         """Wrap ``model`` (already on its device) for training."""
 
+    def training_runs(self, spec: MethodSpec) -> int:
+        """How many training runs of the architecture one result of ``spec`` costs: what a
+        fidelity table counts against a grid's runs. One, unless the method trains the
+        model more than once before its run proper (``reversible-hd``'s meta rounds)."""
+        return 1
+
     def settle(self, runs: list[RunSpec]) -> list[RunSpec]:
         """This method's runs, once the whole plan is known: by default as planned.
 

@@ -37,7 +37,7 @@ from alrao_cli.learned.reversible import DEFAULT_META_LR
 from alrao_cli.study.methods import register_method
 from alrao_cli.study.methods.base import Learner, LearnerContext, TorchOptimizerLearner, TrainingMethod, rates_of
 from alrao_cli.study.methods.meta_set import examples, held_out
-from alrao_cli.study.spec import MethodOptions
+from alrao_cli.study.spec import MethodOptions, MethodSpec
 
 REVERSIBLE_PAPER = "Maclaurin, Duvenaud & Adams 2015, Gradient-based hyperparameter optimization through reversible learning"
 
@@ -197,6 +197,9 @@ class ReversibleHDMethod(TrainingMethod):
     default_lr = 0.1
     options_type = ReversibleHDOptions
     cost = "meta_iters + 1 runs (each meta round a forward and a reverse run, about 4 plain runs of compute)"
+
+    def training_runs(self, spec: MethodSpec) -> int:
+        return self.options(spec).meta_iters + 1
 
     def learner(self, model, spec, context) -> Learner:
         options: ReversibleHDOptions = self.options(spec)
