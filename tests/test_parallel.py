@@ -82,6 +82,31 @@ class Held(nn.Module):
         return self.net(x)
 """
 
+# Never returns from its first training forward on a worker: in a sleep the worker's
+# watchdog can interrupt, or, with SIGALRM blocked, as a hang in native code would.
+STUCK_MODEL = """
+import os
+import signal
+import time
+
+from torch import nn
+
+SPARED = {spared}
+
+
+class Stuck(nn.Module):
+    def __init__(self, num_classes, input_shape):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], num_classes))
+
+    def forward(self, x):
+        if self.training and os.getpid() != SPARED:
+            if {deaf}:
+                signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGALRM}})
+            time.sleep(3600)
+        return self.net(x)
+"""
+
 BROKEN_FORWARD = """
 from torch import nn
 
@@ -235,6 +260,26 @@ def test_a_worker_that_keeps_dying_is_a_failed_run_and_the_study_goes_on(ray_add
     (dead,) = [run for key, run in runs.items() if key != "mlp|alrao|seed=0"]
     assert dead["status"] == "failed"
     assert dead["reason"] == "its worker process died (killed, or out of memory), 1 time (--retries 0)"
+
+
+def test_a_run_past_its_time_limit_on_a_worker_is_timed_out_and_the_study_goes_on(ray_address, tmp_path, monkeypatch):
+    from alrao_cli.study import ray_executor
+
+    monkeypatch.setattr(ray_executor, "KILL_MARGIN_SECONDS", 1.0)
+    sleeps, deaf = tmp_path / "sleeps", tmp_path / "deaf"
+    for folder, blocked in ((sleeps, False), (deaf, True)):
+        folder.mkdir()
+        (folder / "stuck.py").write_text(STUCK_MODEL.format(spared=os.getpid(), deaf=blocked))
+    out = tmp_path / "run"
+    archs = [f"{sleeps / 'stuck.py'}:Stuck", f"{deaf / 'stuck.py'}:Stuck", "mlp"]
+    flags = [*quick_flags(256), "--quiet", "--time-budget", "0.5", "--time-grace", "1"]
+    result = invoke("screen", *archs, *flags, "--workers", "2", "--out", str(out))
+    assert result.exit_code == 1, result.output
+    runs = {run["arch"]: run for run in load_results(out)["runs"]}
+    reason = "stopped 1.5 s after it started, still running past its 0.5 s --time-budget"
+    for arch in archs[:2]:  # stopped by the worker's watchdog, then by the driver
+        assert runs[arch]["status"] == "timed out" and runs[arch]["reason"].startswith(reason), runs[arch]
+    assert runs["mlp"]["status"] == "ok"
 
 
 def test_ctrl_c_stops_the_workers_and_resume_with_workers_finishes_the_study(ray_address, tmp_path):

@@ -15,6 +15,13 @@ continues from the run's last checkpoint. An exception in the model never reache
 (the run's result says ``failed``), so it is never retried. A run that used up its
 retries is recorded as failed, with why, and the study goes on.
 
+Time limits: a run with ``--time-budget`` is given its limit
+(:func:`~alrao_cli.study.time_limit.time_limit`) on the worker, where the watchdog stops
+a model stuck in Python and the run comes back "timed out" as it would in-process. A
+worker stuck where the watchdog cannot reach (native code, SIGALRM blocked) is cancelled
+by the driver :data:`KILL_MARGIN_SECONDS` after that limit, counted from when the driver
+heard the run start, and recorded "timed out" the same way.
+
 Progress: the tasks send their events to a small actor (:class:`_EventBox`); the driver
 takes them between waits and hands them to the study's observer, in its own process. A
 task sends its last events before it returns, so a run's progress always comes before
@@ -42,6 +49,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from alrao_cli.config.schema import ExecutionConfig
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.study.spec import EventCallback, Progress, RunEvent, RunSpec, RunStarted
+from alrao_cli.study.time_limit import time_limit, timed_out_reason
 from alrao_cli.util.reasons import first_line, one_line_reason
 
 if TYPE_CHECKING:
@@ -56,6 +64,7 @@ POLL_SECONDS = 0.2  # the driver looks for finished runs and new progress this o
 PROGRESS_SECONDS = 0.25  # a task sends at most this many progress events a second (epoch ends always)
 CANCEL_SECONDS = 10.0  # how long a stopped study waits for its cancelled tasks to end
 CONNECT_SECONDS = 5.0  # how long --ray-address HOST:PORT may take to answer
+KILL_MARGIN_SECONDS = 10.0  # past its time limit, the driver cancels a run its worker's watchdog did not stop
 
 _T = TypeVar("_T")
 
@@ -167,7 +176,7 @@ def ray_executor(execution: ExecutionConfig, device: str = "auto") -> Iterator[R
                 f"--cpus-per-run {resources.cpus:g}: no node of {where} has more than {largest_cpus:g} CPUs",
                 hint=f"ask for at most {largest_cpus:g} (--cpus-per-run, --threads-per-run)",
             )
-        yield RayExecutor(ray, resources, execution.retries)
+        yield RayExecutor(ray, resources, execution.retries, execution.time_grace)
     finally:
         if started:
             ray.shutdown()
@@ -213,10 +222,11 @@ def _cannot_join(address: str, why: str) -> AlraoUserError:
 class RayExecutor:
     """Runs specs (and ``alrao check``'s architectures) as Ray tasks; see the module's docstring."""
 
-    def __init__(self, ray: Any, resources: RunResources, retries: int) -> None:
+    def __init__(self, ray: Any, resources: RunResources, retries: int, grace: float | None = None) -> None:
         self.ray = ray
         self.resources = resources
         self.retries = retries
+        self.grace = grace  # --time-grace (None: the default)
 
     def run(self, specs: Sequence[RunSpec], run_dir: Path, on_event: EventCallback) -> Iterator[RunResult]:
         """Every spec as a task, at most ``in_flight`` at once; each result as it arrives."""
@@ -228,21 +238,29 @@ class RayExecutor:
             num_cpus=self.resources.cpus, num_gpus=self.resources.gpus, max_retries=self.retries
         )
         relay = _Relay(on_event)
+        limits = {spec.key: time_limit(spec.budget, self.grace) for spec in specs}
+        refs: dict[str, Any] = {}
+        stopped: set[str] = set()  # cancelled past their limit
 
         def submit(spec: RunSpec) -> Any:
-            return task.remote(self._placed(spec), run_dir, self.resources.threads, box)
+            refs[spec.key] = task.remote(self._placed(spec), run_dir, self.resources.threads, box, limits[spec.key])
+            return refs[spec.key]
 
         def poll() -> None:
             try:
                 relay.forward(self.ray.get(box.take.remote()))
             except self.ray.exceptions.RayError as error:  # progress is lost with its actor; results still come
                 logger.debug("progress events: %s", error)
+            for key in relay.overdue(limits, KILL_MARGIN_SECONDS) - stopped:
+                stopped.add(key)
+                with contextlib.suppress(Exception):  # finished meanwhile: its result stands
+                    self.ray.cancel(refs[key], force=True)
 
         try:
             with contextlib.closing(self._as_finished(specs, submit, poll)) as finished:
                 for spec, ref in finished:
                     relay.finished(spec.key)
-                    yield self._result(spec, ref)
+                    yield self._result(spec, ref, limits[spec.key] if spec.key in stopped else None)
         finally:
             with contextlib.suppress(Exception):
                 self.ray.kill(box)
@@ -325,12 +343,16 @@ class RayExecutor:
             return replace(spec, device="cuda")
         return spec
 
-    def _result(self, spec: RunSpec, ref: Any) -> RunResult:
+    def _result(self, spec: RunSpec, ref: Any, stopped_at: float | None = None) -> RunResult:
+        """The run's result; a failed one if Ray lost it, or "timed out" if the driver
+        cancelled it at ``stopped_at`` seconds (its time limit) and it had not finished."""
         try:
             return self.ray.get(ref)
         except self.ray.exceptions.RayError as error:
             from alrao_cli.study.attempt import failed_result
 
+            if stopped_at is not None:
+                return failed_result(spec, timed_out_reason(spec.budget, stopped_at), status="timed out")
             return failed_result(spec, self._lost_reason(error))
 
     def _checks(self, arch: str, ref: Any) -> list[ArchCheck]:
@@ -361,8 +383,9 @@ class RayExecutor:
 
 
 # -- on the workers ------------------------------------------------------------------------------------
-def _run_on_worker(spec: RunSpec, run_dir: Path, threads: int, box: Any) -> RunResult:
-    """One run, in a Ray worker process: the task every run is."""
+def _run_on_worker(spec: RunSpec, run_dir: Path, threads: int, box: Any, limit: float | None) -> RunResult:
+    """One run, in a Ray worker process: the task every run is. ``limit``: its time limit
+    (None: none), kept by the watchdog on the worker's main thread, where Ray runs tasks."""
     import torch
 
     from alrao_cli.study.attempt import execute_run
@@ -374,7 +397,7 @@ def _run_on_worker(spec: RunSpec, run_dir: Path, threads: int, box: Any) -> RunR
     send(RunStarted(spec.key))
     # Standard output is the driver's, for tables and --json: what a model prints goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
-        result = execute_run(spec, run_dir, send)
+        result = execute_run(spec, run_dir, send, limit)
     send.flush()
     return result
 
@@ -447,7 +470,7 @@ class _Relay:
 
     def __init__(self, on_event: EventCallback) -> None:
         self.on_event = on_event
-        self.started: set[str] = set()
+        self.started: dict[str, float] = {}  # when the driver heard each run start (its first attempt)
         self.done: set[str] = set()
 
     def forward(self, events: list[RunEvent]) -> None:
@@ -455,8 +478,16 @@ class _Relay:
             if event.key in self.done or (isinstance(event, RunStarted) and event.key in self.started):
                 continue
             if isinstance(event, RunStarted):
-                self.started.add(event.key)
+                self.started[event.key] = time.monotonic()
             self.on_event(event)
 
     def finished(self, key: str) -> None:
         self.done.add(key)
+
+    def overdue(self, limits: Mapping[str, float | None], margin: float) -> set[str]:
+        """The runs started, not finished, and more than ``margin`` seconds past their limit."""
+        now = time.monotonic()
+        return {
+            key for key, started in self.started.items()
+            if key not in self.done and limits.get(key) is not None and now - started > limits[key] + margin
+        }
