@@ -246,3 +246,26 @@ def test_a_data_factory_that_leaves_or_exhausts_the_process_is_a_usage_error(tmp
     (line,) = result.output.strip().splitlines()
     assert line.startswith("error: " + message.format(factory=factory))
     assert not out.exists()  # nothing trained, no run directory left behind
+
+
+@pytest.mark.parametrize(
+    ("command", "body", "flags", "message"),
+    [
+        ("check", "sys.exit(0)", (), "loading the data: the data factory called sys.exit(0) (fix the data factory)"),
+        ("screen", "os._exit(3)", ("--isolate",),
+         "loading the data: the data factory's process exited with code 3 without a result (os._exit or a crash"),
+        ("check", "os._exit(3)", ("--isolate",),
+         "loading the data: the data factory's process exited with code 3 without a result (os._exit or a crash"),
+    ],
+    ids=["check sys.exit", "screen --isolate os._exit", "check --isolate os._exit"],
+)
+def test_a_data_factory_that_leaves_the_process_is_one_line_from_every_command(tmp_path, command, body, flags, message):
+    """Without --isolate ``os._exit`` would end the command here with no message (docs/reliability.md)."""
+    factory = tmp_path / "data.py"
+    factory.write_text(f"import os\nimport sys\n\n\ndef make():\n    {body}\n")
+    out = tmp_path / "run"
+    extra = (*STEPS, "--out", str(out)) if command == "screen" else ()
+    result = invoke(command, model(tmp_path, "Healthy"), "--data", f"python:{factory}:make", *flags, *extra)
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: " + message) and not out.exists()

@@ -84,9 +84,8 @@ def check(
     from dataclasses import replace
 
     from alrao_cli.config.schema import build_execution
-    from alrao_cli.study.executor import open_executor
+    from alrao_cli.study.executor import load_data_with, open_executor
     from alrao_cli.report.check import check_json, check_junit_path, check_table, message_lines, write_junit
-    from alrao_cli.data.load import cached_data
     from alrao_cli.study.plan import data_spec_of, skipped_note, zoo_fitting
 
     try:
@@ -101,7 +100,7 @@ def check(
             check_junit_path(junit_xml)  # now, not after every check has run
         # No augmentation: a random crop would change the one fixed batch between runs.
         data_spec = replace(data_spec_of(study), augment=False)
-        loaded = cached_data(data_spec)
+        loaded = load_data_with(execution, data_spec)
         names, skipped = (list(study.archs), ()) if study.archs else zoo_fitting(loaded.info.input_shape)
         note = skipped_note(skipped, loaded.info.input_shape)
         if note:  # on stderr: --json output stays clean

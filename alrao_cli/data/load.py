@@ -15,7 +15,6 @@ that follows the same order.
 from __future__ import annotations
 
 import functools
-
 from pathlib import Path
 
 from alrao_cli.data.datasets import LoadedData
@@ -26,11 +25,6 @@ from alrao_cli.data.spec import BUILTIN_SOURCES, SOURCE_FORMS, DataSpec
 from alrao_cli.data.torchvision_sets import load_torchvision
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.util.suggest import did_you_mean
-
-# --------------------------------------------------------------------------- batches
-
-
-# --------------------------------------------------------------------------- load_data
 
 
 def validate_spec(spec: DataSpec) -> None:
@@ -95,15 +89,3 @@ def _parse_source(source: str) -> tuple[str, ...]:
     raise AlraoUserError(
         f"unknown data source {source!r}", hint=f"{suggestion}valid sources: {', '.join(SOURCE_FORMS)}"
     )
-
-
-# --------------------------------------------------------------------------- mnist1d
-
-
-# --------------------------------------------------------------------------- torchvision
-
-
-# --------------------------------------------------------------------------- imagefolder
-
-
-# --------------------------------------------------------------------------- python factory

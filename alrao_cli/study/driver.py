@@ -25,9 +25,9 @@ from alrao_cli.results.ranking import screened_methods
 from alrao_cli.results.records import run_key
 from alrao_cli.errors import AlraoTerminated, AlraoUserError
 from alrao_cli.study.executor import (
-    Executor, Preflight, SequentialExecutor, open_executor, preflight_with, require_executor,
+    Executor, Preflight, SequentialExecutor, load_data_with, open_executor, preflight_with, require_executor,
 )
-from alrao_cli.study.guard import ModelCodeEscaped, guard
+from alrao_cli.study.guard import usage_error_if_escaped
 from alrao_cli.study.rundir import (
     changed_sources,
     default_run_dir,
@@ -44,7 +44,6 @@ from alrao_cli.study.signals import stop_signals_as_interrupt
 from alrao_cli.study.plan import Plan, StudyKind, data_spec_of, plan_study
 from alrao_cli.results.records import RunResult, StudyResult, save_study
 from alrao_cli.study.attempt import PreflightFailure, failed_result
-from alrao_cli.data.load import cached_data
 from alrao_cli.study.spec import EventCallback, MethodSpec, Progress, RunEvent, RunSpec, RunStarted
 from alrao_cli.study.checkpoint import checkpoint_path, discard_checkpoint
 
@@ -152,7 +151,7 @@ def run_study(
             plan = _plan(config, kind, resume)
             if changed and previous is not None:
                 previous = _restart(previous, plan, run_dir, changed)
-            _load_data(config)
+            load_data_with(execution, data_spec_of(config))
             study = previous or StudyResult(kind=kind, config=config_to_dict(config), runs=(), started=_now())
             study = _record_unresolved(study, plan, config.method[0], resuming=previous is not None)
             done = {run.key for run in study.runs}
@@ -314,7 +313,7 @@ def _plan(config: StudyConfig, kind: StudyKind, resume: Path | None) -> Plan:
     is put back (a ``torch.set_default_dtype`` must not reach the other files' runs).
     """
     try:
-        with _usage_error_if_escaped("the model code", "importing the model files", "fix the model file"):
+        with usage_error_if_escaped("the model code", "importing the model files", "fix the model file"):
             return plan_study(config, kind)
     except AlraoUserError as error:
         if resume is None:
@@ -339,24 +338,6 @@ def _record_unresolved(study: StudyResult, plan: Plan, method: str, resuming: bo
             raise _no_longer_works(unresolved.label, result.reason)
         study = study.with_run(result)
     return study
-
-
-def _load_data(config: StudyConfig) -> None:
-    """Load the study's data now: a missing dataset, or a ``python:`` factory that fails (even
-    by ``sys.exit()``), is a usage error, said before training."""
-    with _usage_error_if_escaped("the data factory", "loading the data", "fix the data factory"):
-        cached_data(data_spec_of(config))
-
-
-@contextmanager
-def _usage_error_if_escaped(who: str, doing: str, hint: str) -> Iterator[None]:
-    """User code run before any architecture has a run of its own (:func:`~alrao_cli.study.guard.guard`):
-    one that tries to leave the process stops the study with a usage error, as any failure there does."""
-    try:
-        with guard(who):
-            yield
-    except ModelCodeEscaped as escaped:
-        raise AlraoUserError(f"{doing}: {escaped}", hint=hint) from escaped
 
 
 def _preflight(

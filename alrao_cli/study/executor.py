@@ -27,10 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from alrao_cli.config.schema import ExecutionConfig
+from alrao_cli.data.datasets import LoadedData
 from alrao_cli.data.load import cached_data
+from alrao_cli.data.spec import is_python_factory
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.results.records import RunResult
 from alrao_cli.study.attempt import PreflightFailure, execute_run, preflight
+from alrao_cli.study.guard import usage_error_if_escaped
 from alrao_cli.study.spec import EventCallback, RunSpec, RunStarted
 from alrao_cli.study.time_limit import time_limit
 
@@ -127,6 +130,24 @@ def preflight_with(execution: ExecutionConfig) -> Preflight:
         return preflight(spec, run_dir, time_limit(spec.budget, execution.time_grace))
 
     return in_process
+
+
+def load_data_with(execution: ExecutionConfig, spec: DataSpec) -> LoadedData:
+    """The command's data, loaded once in this process: a missing dataset, or a ``python:``
+    factory that fails (even by ``sys.exit()``), is a usage error said before anything runs.
+
+    With ``--isolate`` a ``python:`` factory first runs in a child process: one that ends
+    its process (``os._exit``, a crash in native code) says so in one line there, instead
+    of ending the command with no message here.
+    """
+    if execution.isolate and is_python_factory(spec.source):
+        from alrao_cli.study.isolated_executor import IsolatedExecutor
+
+        lost = IsolatedExecutor(execution.threads_per_run, execution.time_grace).try_data(spec)
+        if lost is not None:
+            raise AlraoUserError(f"loading the data: {lost}", hint="fix the data factory")
+    with usage_error_if_escaped("the data factory", "loading the data", "fix the data factory"):
+        return cached_data(spec)
 
 
 @contextmanager

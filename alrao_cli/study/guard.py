@@ -33,6 +33,7 @@ from typing import Any, TextIO, TypeVar
 
 import torch
 
+from alrao_cli.errors import AlraoUserError
 from alrao_cli.study.signals import note_stop, noting_interrupts, stops_noted
 from alrao_cli.study.time_limit import RunTimedOut
 
@@ -121,6 +122,18 @@ def guard(who: str = MODEL_CODE) -> Iterator[None]:
             yield
     finally:
         state.restore()
+
+
+@contextmanager
+def usage_error_if_escaped(who: str, doing: str, hint: str) -> Iterator[None]:
+    """User code run before any architecture has a run of its own (the model files'
+    imports, a data factory): one that tries to leave the process stops the command with
+    a usage error, as any failure there does."""
+    try:
+        with guard(who):
+            yield
+    except ModelCodeEscaped as escaped:
+        raise AlraoUserError(f"{doing}: {escaped}", hint=hint) from escaped
 
 
 def trusted(callback: Callable[[_T], Any] | None) -> Callable[[_T], Any] | None:

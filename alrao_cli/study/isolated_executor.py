@@ -119,6 +119,12 @@ class IsolatedExecutor:
                 checks.extend(ended.value)
         return checks
 
+    def try_data(self, spec: DataSpec) -> str | None:
+        """Load ``spec`` in a child and forget it: how the child ended if it ended without
+        finishing (a ``python:`` factory that calls ``os._exit``), else None, whether the
+        data loaded or failed (this process loads it next, and says why it failed)."""
+        return in_child(_data_job, (spec,), _no_events, None, who="the data factory's process").lost
+
 
 def in_child(
     job: Callable[..., Any], args: tuple[Any, ...], on_event: EventCallback, limit: float | None,
@@ -240,6 +246,14 @@ def _preflight_job(send: EventCallback, spec: RunSpec, run_dir: Path) -> str | N
     _prepare(None)
     failure = preflight(spec, run_dir)
     return None if failure is None else failure.reason
+
+
+def _data_job(send: EventCallback, spec: DataSpec) -> None:
+    """Load the data, whatever comes of it: only a process that ends here is news."""
+    from alrao_cli.data.load import load_data
+
+    with contextlib.suppress(BaseException):  # the parent loads it again and says why it failed
+        load_data(spec)
 
 
 def _check_job(
