@@ -179,6 +179,15 @@ def test_torchvision_model_builds_untrained_with_our_classes(monkeypatch):
     assert count_parameters(model) == 11_176_512 + 512 * 10 + 10
 
 
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3"])
+def test_googlenet_and_inception_are_built_without_auxiliary_outputs_unless_asked(name):
+    with torch.device("meta"):
+        plain = build_model(f"torchvision:{name}", num_classes=10, input_shape=(3, 299, 299))
+        asked = build_model(f"torchvision:{name}", num_classes=10, input_shape=(3, 299, 299), kwargs={"aux_logits": True})
+    assert plain.aux_logits is False and asked.aux_logits is True
+    assert not any(child.startswith("aux") for child, _ in plain.named_children())
+
+
 def test_a_zoo_file_given_by_path_is_the_zoo_module_not_a_second_copy():
     path = alrao_cli.zoo.mlp.__file__
     assert import_model_file(path) is alrao_cli.zoo.mlp

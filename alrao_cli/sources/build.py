@@ -5,7 +5,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from typing import Any
+
 from torch import nn
+
 from alrao_cli.alrao.model import lazy_parameters_text
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.sources.arch import Arch, expand_arch, lookup_in_file, parse_arch
@@ -14,6 +16,16 @@ from alrao_cli.sources.registry import import_model_source, zoo_entries
 
 # Arguments alrao derives from the data; a user's model arguments may not override them.
 DATA_ARGUMENTS = ("num_classes", "input_shape", "in_channels")
+
+# torchvision builders whose defaults do not suit a screen, and what alrao passes them
+# instead (a user's model_kwargs still win). GoogLeNet and Inception v3 return their
+# auxiliary classifiers' outputs beside the logits in training mode, which no screen's
+# loss reads: built without them, they train as any classifier. ``init_weights`` keeps
+# torchvision's own initialisation, said aloud so that it does not warn on every build.
+TORCHVISION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "googlenet": {"aux_logits": False, "init_weights": True},
+    "inception_v3": {"aux_logits": False, "init_weights": True},
+}
 
 
 # -- building -----------------------------------------------------------------------------
@@ -25,7 +37,8 @@ def build_model(
     The factory (or class) receives, among ``num_classes``, ``input_shape``,
     ``in_channels`` (``input_shape[0]`` for ``[C, ...]`` examples, 1 for ``[L]``) and the
     user's ``kwargs``, those its signature accepts (``**kwargs`` accepts all). torchvision
-    models get ``num_classes``, ``weights=None`` (nothing is downloaded) and ``kwargs``.
+    models get ``num_classes``, ``weights=None`` (nothing is downloaded), the arguments of
+    :data:`TORCHVISION_DEFAULTS` and ``kwargs``.
     """
     canonical = _single(arch)
     user_kwargs = dict(kwargs or {})
@@ -35,7 +48,8 @@ def build_model(
         import torchvision.models
 
         factory: Callable[..., Any] = torchvision.models.get_model
-        arguments = {"name": parsed.name, "weights": None, "num_classes": num_classes, **user_kwargs}
+        suited = TORCHVISION_DEFAULTS.get(parsed.name.lower(), {})
+        arguments = {"name": parsed.name, "weights": None, "num_classes": num_classes, **suited, **user_kwargs}
     else:
         factory = _factory(parsed)
         offered = {

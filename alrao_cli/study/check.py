@@ -296,15 +296,15 @@ def _largest_difference(a: Tensor, b: Tensor) -> float:
 def _check_training_output(model: nn.Module, x: Tensor) -> None:
     """forward() in training mode returns one tensor too (forward checked eval mode only).
 
-    torchvision's googlenet and inception_v3 return their auxiliary outputs as well while
-    training: without this, the loss would fail with a bare TypeError about its input.
+    A model that returns auxiliary outputs as well while training (torchvision's googlenet
+    built with ``aux_logits: true``) would otherwise fail the loss with a bare TypeError.
     """
     with torch.no_grad():
         output = model.train()(x)
     if not isinstance(output, Tensor):
         raise CheckFailed(
             f"in training mode forward() returns a {type(output).__name__}, not one tensor [batch, num_classes] "
-            "(auxiliary outputs? torchvision's googlenet and inception_v3 take aux_logits: false in model_kwargs)"
+            "(auxiliary outputs? return only the logits while training, or drop aux_logits: true from model_kwargs)"
         )
 
 
