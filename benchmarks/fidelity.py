@@ -173,13 +173,15 @@ class Interrupted(Exception):
         self.run_dir = run_dir
 
 
-def run_method(case: Case, method: str, seeds: int, grid: tuple[float, ...], run_dir: Path, device: str) -> list[RunResult]:
+def run_method(case: Case, method: str, seeds: int, grid: tuple[float, ...], run_dir: Path, device: str,
+               settings: dict | None = None) -> list[RunResult]:
     """Every run of ``method`` on the case (every rate of ``grid`` if it is tuned over one),
-    resuming ``run_dir`` where an earlier, interrupted benchmark left it."""
+    resuming ``run_dir`` where an earlier, interrupted benchmark left it. ``settings``:
+    config keys that differ from the case's (benchmarks/alrao_defaults.py's variants)."""
     overrides = {
         "archs": list(case.archs), "data": case.data, "epochs": case.epochs, "batch_size": case.batch_size,
         "seeds": seeds, "seed": 0, "method": [method], "grid": list(grid), "plots": False, "device": device,
-        "workdir": str(ROOT), "out": str(run_dir),
+        "workdir": str(ROOT), "out": str(run_dir), **(settings or {}),
     }
     if case.subset is not None:
         overrides["subset"] = case.subset

@@ -297,3 +297,18 @@ def test_progress_is_reported_after_the_first_step(models):
     seen = []
     train_run(spec_of(models, "Noisy", budget=Budget(steps=3)), cached_data(DATA), on_progress=seen.append)
     assert seen[0].step == 1 and seen[0].val_loss is None and seen[0].train_loss is not None
+
+
+def test_an_alrao_epoch_keeps_each_copys_validation_loss_and_the_mixture_is_never_worse(models):
+    """By convexity of -log, the mixture's loss is at most the posterior-weighted mean of the copies'."""
+    data = cached_data(DATA)
+    alrao = train_run(spec_of(models, "lazy"), data)
+    for record in alrao.history:
+        assert len(record.copy_val_losses) == 3 and all(math.isfinite(loss) for loss in record.copy_val_losses)
+        weighted = sum(a * loss for a, loss in zip(record.posterior, record.copy_val_losses))
+        assert record.val_loss <= weighted + 1e-6
+    one_copy = replace(ALRAO, options=AlraoOptions(lr_min=1e-3, lr_max=1.0, copies=1))
+    [single] = train_run(spec_of(models, "lazy", method=one_copy), data).history[-1:]
+    assert single.copy_val_losses == pytest.approx((single.val_loss,), rel=1e-5)  # one copy is the mixture
+    sgd = train_run(spec_of(models, "lazy", method=MethodSpec("sgd", lr=0.1)), data)
+    assert all(record.copy_val_losses is None for record in sgd.history)

@@ -176,6 +176,12 @@ class AlraoModel(nn.Module):
         log_a = self.switch.log_posterior.to(log_lik.dtype).view(1, -1)
         return -torch.logsumexp(log_a + log_lik, dim=1)
 
+    @torch.no_grad()
+    def copy_nll(self, x: Tensor, y: Tensor) -> Tensor:
+        """Each example's ``-log p_i(y|x)`` under each copy alone, ``[B, N]``: how the copy
+        the switch favours would do without the others (a diverged copy's is infinite)."""
+        return -self.copies.log_likelihoods(self.features(x), y, regression=self.task == "regression")
+
     def update_switch(self, copy_log_likelihoods: Tensor) -> None:
         """Tell the switch how well each copy predicted the last minibatch."""
         self.switch.update(copy_log_likelihoods)

@@ -54,6 +54,7 @@ class EpochRecord:
     seconds: float  # wall time since the run started
     posterior: tuple[float, ...] | None = None  # Alrao: the switch posterior over the copies
     rates: dict[str, float] | None = None  # adaptive methods: the rate(s) they used at the epoch's end
+    copy_val_losses: tuple[float, ...] | None = None  # Alrao: each output copy's own validation loss
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +67,7 @@ class EpochRecord:
             "seconds": _finite_or_none(self.seconds),
             "posterior": _float_list(self.posterior),
             "rates": None if self.rates is None else {name: _finite_or_none(rate) for name, rate in self.rates.items()},
+            "copy_val_losses": _float_list(self.copy_val_losses),
         }
 
     @classmethod
@@ -80,6 +82,7 @@ class EpochRecord:
             seconds=_float(data, "seconds"),
             posterior=_optional_floats(data, "posterior"),
             rates=_optional_rates(data, "rates"),
+            copy_val_losses=_optional_floats(data, "copy_val_losses"),
         )
 
 

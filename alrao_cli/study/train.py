@@ -60,6 +60,16 @@ class PartialRun:
     history: tuple[EpochRecord, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """A model's figures on one dataset: mean loss, accuracy (None for regression) and,
+    where the method has output copies, each copy's own mean loss."""
+
+    loss: float
+    accuracy: float | None
+    copy_losses: tuple[float, ...] | None = None
+
+
 class TrainingFailed(Exception):
     """Training raised partway through; the original error is ``__cause__``."""
 
@@ -312,15 +322,16 @@ class _Run:
             self._check_loss(train_loss, "training loss")
             with torch.no_grad():  # the epoch's own batches: a resumed run prepares alike
                 learner.prepare_evaluation(batches(self.data.train, spec.batch_size, shuffle=True, seed=spec.seed, epoch=self.epoch))
-            val_loss, val_acc = self._evaluate(learner, self.data.val)
-            _, train_acc = self._evaluate(learner, self.data.train, limit=TRAIN_ACCURACY_EXAMPLES)
+            val = self._evaluate(learner, self.data.val, copies=True)
+            train_acc = self._evaluate(learner, self.data.train, limit=TRAIN_ACCURACY_EXAMPLES).accuracy
+            val_loss = val.loss
             self._check_loss(val_loss, "validation loss")
             self.epoch += 1
             self.history.append(
                 EpochRecord(
                     epoch=self.epoch, step=self.step, train_loss=train_loss, train_acc=train_acc,
-                    val_loss=val_loss, val_acc=val_acc, seconds=self._elapsed(start),
-                    posterior=learner.posterior(), rates=learner.rates() or None,
+                    val_loss=val_loss, val_acc=val.accuracy, seconds=self._elapsed(start),
+                    posterior=learner.posterior(), rates=learner.rates() or None, copy_val_losses=val.copy_losses,
                 )
             )
             self.batch, self.epoch_loss_sum = 0, 0.0
@@ -363,10 +374,12 @@ class _Run:
         return Progress(self.spec.key, self.epoch, self.step, min(fraction, 1.0), train_loss, val_loss, checkpointed)
 
     @torch.no_grad()
-    def _evaluate(self, learner: Learner, dataset, limit: int | None = None) -> tuple[float, float | None]:
-        """Mean loss and accuracy on ``dataset`` (its first ``limit`` examples), in eval mode."""
+    def _evaluate(self, learner: Learner, dataset, limit: int | None = None, copies: bool = False) -> Evaluation:
+        """Mean loss and accuracy on ``dataset`` (its first ``limit`` examples), in eval mode;
+        with ``copies``, each output copy's mean loss too, where the method has copies."""
         learner.module.eval()
         loss_sum = torch.zeros((), dtype=accumulator_dtype(self.device), device=self.device)
+        copy_sum: Tensor | None = None
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         count = 0
         for x, y in batches(dataset, EVAL_BATCH_SIZE, shuffle=False, seed=0, epoch=0):
@@ -375,11 +388,16 @@ class _Run:
             x, y = x.to(self.device), y.to(self.device)
             losses, labels = learner.evaluate(x, y)
             loss_sum += losses.sum()
+            copy_losses = learner.copy_losses(x, y) if copies else None
+            if copy_losses is not None:
+                summed = copy_losses.sum(dim=0, dtype=loss_sum.dtype)
+                copy_sum = summed if copy_sum is None else copy_sum + summed
             if labels is not None:
                 correct += (labels == y).sum()
             count += y.shape[0]
         accuracy = None if self.data.info.task == "regression" else int(correct) / count
-        return float(loss_sum) / count, accuracy
+        means = None if copy_sum is None else tuple(float(total) / count for total in copy_sum.tolist())
+        return Evaluation(float(loss_sum) / count, accuracy, means)
 
     # -- divergence ----------------------------------------------------------------------
     def _check_loss(self, value: float, what: str) -> None:

@@ -37,6 +37,9 @@ class AlraoLearner(Learner):
     def posterior(self) -> tuple[float, ...]:
         return tuple(float(a) for a in self.module.switch.posterior)
 
+    def copy_losses(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.module.copy_nll(x, y)
+
     def explain(self) -> dict[str, Any]:
         return {
             "posterior": list(self.posterior()),
