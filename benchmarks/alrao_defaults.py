@@ -9,6 +9,12 @@ validation loss instead of the best epoch's, and ranking by the *favoured copy*'
 (the output copy the switch weighs most, at the epoch with the best mixture loss) instead
 of the mixture's.
 
+Then, from the default screen's runs, whether the rate an Alrao run shows (the ``lr``
+column: the favoured output copy's rate at the end) is a good single SGD rate for that
+architecture: the truth's SGD loss at the grid point nearest that rate, over the grid's
+best, beside two rates that need no Alrao run (0.1 for every architecture, and the one
+grid rate best over the whole case, known only in hindsight).
+
 A default should change only where a variant helps on every case: the script prints, per
 variant and case, tau over the noise floor against both truths, the top pick's regret,
 whether the truth's best is in the top 3, and the cost against the SGD grid; then one row
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib.util
+import math
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -113,6 +120,95 @@ def score(case: bench.Case, variant: Variant, runs: list[RunResult], sgd: SeedTa
             for truth in truths]
 
 
+# -- the suggested rate ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """How good one way of picking a single SGD rate is for one architecture."""
+
+    arch: str
+    rates: tuple[float, ...]  # the rate picked, per Alrao seed (one for the rules without a run)
+    regret: float | None  # mean over those picks of the truth's loss at the nearest grid point over its best; None: diverged
+
+
+def sgd_losses(sgd: SeedTable, arch: str) -> dict[float, float | None]:
+    """The truth's SGD loss at each grid rate, the mean over its seeds (None where a seed failed)."""
+    found = {}
+    for (method, rate), by_seed in sgd.losses[arch].items():
+        values = list(by_seed.values())
+        healthy = all(value is not None and value == value for value in values)
+        found[rate] = sum(values) / len(values) if healthy and values else None
+    return found
+
+
+def nearest(rate: float, grid: list[float]) -> float:
+    return min(grid, key=lambda point: abs(math.log10(point) - math.log10(rate)))
+
+
+def regret_at(picks: list[float], losses: dict[float, float | None]) -> float | None:
+    """Mean regret of the grid points nearest ``picks``; None if any of them diverged."""
+    best = min(loss for loss in losses.values() if loss is not None)
+    regrets = []
+    for pick in picks:
+        loss = losses[nearest(pick, sorted(losses))]
+        if loss is None:
+            return None
+        regrets.append(loss / best - 1)
+    return sum(regrets) / len(regrets)
+
+
+def suggestions(runs: list[RunResult], sgd: SeedTable, case: bench.Case) -> dict[str, list[Suggestion]]:
+    """Alrao's favoured-copy rate, 0.1, and the case's best single grid rate, per architecture."""
+    short = case.short
+    picked: dict[str, list[float]] = {}
+    for run in runs:
+        if run.status == "ok" and run.lr_selected is not None:
+            picked.setdefault(short.get(run.arch, run.arch), []).append(run.lr_selected)
+    archs = [arch for arch in sgd.losses if arch in picked]
+    table = {arch: sgd_losses(sgd, arch) for arch in archs}
+    rates = sorted({rate for losses in table.values() for rate in losses})
+
+    def total_regret(rate: float) -> float:
+        found = [regret_at([rate], table[arch]) for arch in archs]
+        return sum(math.inf if value is None else value for value in found)
+
+    hindsight = min(rates, key=total_regret) if rates else None
+    rules = {"alrao's lr": lambda arch: picked[arch], "0.1": lambda arch: [0.1]}
+    if hindsight is not None:
+        rules[f"{hindsight:g} (best in hindsight)"] = lambda arch: [hindsight]
+    return {name: [Suggestion(arch, tuple(rule(arch)), regret_at(rule(arch), table[arch])) for arch in archs]
+            for name, rule in rules.items()}
+
+
+def median(values: list[float]) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def suggestion_rows(case: str, found: dict[str, list[Suggestion]]) -> list[tuple[str, ...]]:
+    rows = []
+    for name, picks in found.items():
+        regrets = [pick.regret for pick in picks]
+        healthy = [value for value in regrets if value is not None]
+        rows.append((case, name, bench.pct(median(healthy)), bench.pct(max(healthy, default=None)),
+                     f"{sum(value is not None and value < 1e-9 for value in regrets)}/{len(regrets)}",
+                     f"{sum(value is None for value in regrets)}/{len(regrets)}"))
+    return rows
+
+
+def suggestion_detail(found: dict[str, list[Suggestion]]) -> list[tuple[str, ...]]:
+    """Per architecture: Alrao's picks and each rule's regret."""
+    names = list(found)
+    rows = []
+    for index, pick in enumerate(found[names[0]]):
+        rates = ", ".join(f"{rate:.3g}" for rate in pick.rates)
+        rows.append((pick.arch, rates, *(bench.pct(found[name][index].regret) if found[name][index].regret is not None
+                                          else "diverged" for name in names)))
+    return rows
+
+
 # -- printing -----------------------------------------------------------------------------------
 COLUMNS = ("case", "variant", "truth", "tau", "tau 95%", "tau / floor", "regret", "best in top 3",
            "median gap", "failed", "seconds / grid")
@@ -192,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- {variant.name}: {variant.what}")
     found: dict[tuple[str, str, str], Fidelity] = {}
     rows: list[tuple[str, ...]] = []
+    suggested: list[tuple[str, ...]] = []
     done_cases: list[str] = []
     for case in cases:
         if case.needs and importlib.util.find_spec(case.needs) is None:
@@ -208,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
                 for each in score(case, variant, trained[source], sgd, [sgd, both], args):
                     found[case.name, variant.name, each.truth] = each
                     rows.append(row(case.name, each))
+            picks = suggestions(trained["default"], sgd, case)
+            suggested += suggestion_rows(case.name, picks)
+            names = list(picks)
+            print(f"\n### {case.name}: the SGD loss at the grid point nearest each rule's rate, over the grid's best")
+            print(bench.markdown_table(("architecture", "alrao's lr (per seed)", *names), suggestion_detail(picks)))
         except bench.Interrupted as stop:
             print(f"interrupted in {stop.run_dir}; run the same command again to resume", file=sys.stderr)
             return 130
@@ -222,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     names = [variant.name for variant in args.variants]
     header = ("variant", "tau above / same / below", "mean tau change", "lower regret")
     print(bench.markdown_table(header, verdicts(found, done_cases, names)))
+    print("\n## A single SGD rate per architecture: Alrao's lr against rates that need no Alrao run")
+    header = ("case", "rule", "median regret", "worst regret", "the grid's best", "diverged")
+    print(bench.markdown_table(header, suggested))
     print(f"\nwall time {time.perf_counter() - start:.1f}s")
     return 0
 

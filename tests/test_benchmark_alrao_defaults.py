@@ -33,6 +33,11 @@ def test_small_mode_scores_every_variant_against_both_truths_and_compares_each_w
         assert float(row[3]) >= -1 and row[9] == "0", row
     compared = rows_after("## Each variant against the default", done.stdout)
     assert [row[0] for row in compared] == VARIANTS[1:]
+    suggested = rows_after("## A single SGD rate per architecture", done.stdout)
+    assert [row[:2] for row in suggested[:2]] == [["zoo", "alrao's lr"], ["zoo", "0.1"]]
+    assert suggested[2][1].endswith("(best in hindsight)") and len(suggested) == 3
+    for row in suggested:  # each rule's regret is a percentage at or above zero, on both architectures
+        assert float(row[2].removesuffix("%")) >= 0 and row[4].endswith("/2") and row[5] == "0/2"
     # Six screens were trained (the reading variants reuse the default's runs), each in its own folder.
     assert sorted(path.name for path in (tmp_path / "alrao-defaults").iterdir()) == sorted(
         f"zoo-{variant}" for variant in VARIANTS[:6]
