@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "alrao_defaults.py"
-VARIANTS = ["default", "lr-1e-3", "lr-1e-4..1", "copies-5", "half-epochs", "batch-64", "last-epoch", "favoured-copy"]
+VARIANTS = ["default", "copies-5", "last-epoch", "favoured-copy"]  # two trained, two read off the default's runs
 
 
 def rows_after(heading: str, text: str) -> list[list[str]]:
@@ -22,8 +22,8 @@ def rows_after(heading: str, text: str) -> list[list[str]]:
 
 
 def test_small_mode_scores_every_variant_against_both_truths_and_compares_each_with_the_default(tmp_path) -> None:
-    done = subprocess.run([sys.executable, str(SCRIPT), "--small", "--cache", str(tmp_path)], capture_output=True,
-                          text=True, timeout=240, cwd=ROOT)
+    done = subprocess.run([sys.executable, str(SCRIPT), "--small", "--cache", str(tmp_path), "--variants",
+                           ",".join(VARIANTS[1:])], capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     scored = rows_after("## Every variant on every case", done.stdout)
     assert [(row[0], row[1], row[2]) for row in scored] == [
@@ -38,10 +38,8 @@ def test_small_mode_scores_every_variant_against_both_truths_and_compares_each_w
     assert suggested[2][1].endswith("(best in hindsight)") and len(suggested) == 3
     for row in suggested:  # each rule's regret is a percentage at or above zero, on both architectures
         assert float(row[2].removesuffix("%")) >= 0 and row[4].endswith("/2") and row[5] == "0/2"
-    # Six screens were trained (the reading variants reuse the default's runs), each in its own folder.
-    assert sorted(path.name for path in (tmp_path / "alrao-defaults").iterdir()) == sorted(
-        f"zoo-{variant}" for variant in VARIANTS[:6]
-    )
+    # Two screens were trained (the reading variants reuse the default's runs), each in its own folder.
+    assert sorted(path.name for path in (tmp_path / "alrao-defaults").iterdir()) == ["zoo-copies-5", "zoo-default"]
 
 
 def test_an_unknown_variant_is_a_usage_error() -> None:
