@@ -310,13 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             names = list(picks)
             print(f"\n### {case.name}: the SGD loss at the grid point nearest each rule's rate, over the grid's best")
             print(bench.markdown_table(("architecture", "alrao's lr (per seed)", *names), suggestion_detail(picks)))
-        except bench.Interrupted as stop:
-            print(f"interrupted in {stop.run_dir}; run the same command again to resume", file=sys.stderr)
-            return 130
-        except AlraoUserError as error:
-            print(f"error in case {case.name}: {error.message}" + (f" ({error.hint})" if error.hint else ""),
-                  file=sys.stderr)
-            return 2
+        except (bench.Interrupted, AlraoUserError) as stop:
+            return bench.stopped(case, stop)
         done_cases.append(case.name)
     print(f"\n## Every variant on every case (one-seed screens against the {args.truth_seeds}-seed truths)")
     print(bench.markdown_table(COLUMNS, rows))

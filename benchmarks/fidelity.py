@@ -193,6 +193,16 @@ def run_method(case: Case, method: str, seeds: int, grid: tuple[float, ...], run
     return list(outcome.study.runs)
 
 
+def stopped(case: Case, stop: Interrupted | AlraoUserError) -> int:
+    """Say on stderr why ``case`` stopped; the script's exit code: 130 interrupted (run the
+    same command again to resume), 2 a usage error."""
+    if isinstance(stop, Interrupted):
+        print(f"interrupted in {stop.run_dir}; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"error in case {case.name}: {stop.message}" + (f" ({stop.hint})" if stop.hint else ""), file=sys.stderr)
+    return 2
+
+
 def short_table(name: str, runs: list[RunResult], case: Case) -> SeedTable:
     short = case.short
     return table_from_runs(name, [replace(run, arch=short.get(run.arch, run.arch)) for run in runs])
@@ -466,13 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             found, missing = benchmark_case(case, screens, args, stamp)
-        except Interrupted as stop:
-            print(f"interrupted in {stop.run_dir}; run the same command again to resume", file=sys.stderr)
-            return 130
-        except AlraoUserError as error:
-            print(f"error in case {case.name}: {error.message}" + (f" ({error.hint})" if error.hint else ""),
-                  file=sys.stderr)
-            return 2
+        except (Interrupted, AlraoUserError) as stop:
+            return stopped(case, stop)
         summary += [summary_row(case.name, f) for f in found]
         seeds_header, rows = seeds_rows(case.name, found)
         seeds_table += rows
