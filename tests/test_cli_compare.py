@@ -192,7 +192,7 @@ def test_compare_marks_the_best_sgd_rate_and_shows_alraos_gap(one_seed):
         (alrao_row,) = table_rows(section, "alrao")
         gap = raw_mean_loss(raw, arch, "alrao") / sgd[best] - 1
         assert f"gap {100 * gap:+.1f}% vs best SGD" in alrao_row[-1]
-        assert re.search(r"favours lr \d\.\de[+-]\d\d", alrao_row[-1])
+        assert re.search(r"suggests lr \d\.\de[+-]\d\d", alrao_row[-1])
 
 
 def test_compare_prints_the_ranking_table_with_tau_rho_and_time(one_seed):

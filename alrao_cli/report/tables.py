@@ -123,7 +123,7 @@ def screen_title(ranked: list[RankedRun], methods: tuple[str, ...]) -> str:
     labels = {entry.method: entry.method_label for entry in ranked}
     names = " + ".join(labels.get(method, method) for method in methods)
     if methods == ("alrao",):
-        return "Ranked by best validation loss, Alrao (no rate tuned); lr = rate of the output copy the switch favours"
+        return "Ranked by best validation loss, Alrao (no rate tuned); lr = suggested single rate, the favoured copy's"
     if len(methods) > 1:
         return f"Ranked by best validation loss over {names} (each architecture by its better method); lr = that method's"
     return f"Ranked by best validation loss, {names}, one run each; lr = its rate"
@@ -149,7 +149,7 @@ def _arch_table(entry: ArchComparison) -> Table:
     for label, stats, baseline in method_rows(entry):
         note = ""
         if stats is entry.alrao:
-            note = f"gap {format_gap(entry.gap)} vs best SGD; favours lr {format_lr(stats.lr_selected)}"
+            note = f"gap {format_gap(entry.gap)} vs best SGD; suggests lr {format_lr(stats.lr_selected)}"
         elif is_best_rate(stats, baseline):
             note = f"★ best {baseline.label} rate"
         if stats.status != "ok" and stats.reason:
