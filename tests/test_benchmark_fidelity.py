@@ -1,4 +1,4 @@
-"""benchmarks/fidelity.py: its small mode end to end, and its usage errors."""
+"""benchmarks/fidelity.py and alrao_defaults.py: their small modes end to end on one truth cache, and usage errors."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "fidelity.py"
+DEFAULTS = ROOT / "benchmarks" / "alrao_defaults.py"
+VARIANTS = ["default", "copies-5", "last-epoch", "favoured-copy"]  # two trained, two read off the default's runs
 COLUMNS = [
     "case", "screen", "truth", "tau", "tau 95%", "noise floor", "tau / floor", "rho",
     "regret", "best in top 3", "median gap", "runs / grid", "seconds / grid",
@@ -74,22 +76,42 @@ def test_small_mode_prints_a_summary_table_with_every_column(tmp_path) -> None:
     assert figures["archs"] == ["mlp", "cnn1d"] and len(figures["figures"]) == 6
     assert list((tmp_path / "cache").glob("fidelity-truth-zoo-e2-*.json"))  # the truth, cached
 
-    again = run_benchmark("--small", "--cache", str(tmp_path / "cache"), "--methods", "adam")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "truth over 1 seed(s), read from" in again.stdout
-    assert "zoo sgd:" not in again.stderr and "zoo adam:" in again.stderr  # only the screen trained
-    _, *again_rows = table_after("## Summary across cases", again.stdout)
-    # The same figures: training is deterministic on one machine; only the seconds differ.
-    before = [row[:cell["seconds / grid"]] for row in rows if row[1] == "adam"]
-    assert [row[:cell["seconds / grid"]] for row in again_rows] == before
+    # benchmarks/alrao_defaults.py on the same cache: it reads the truth and trains only its screens.
+    defaults = subprocess.run(
+        [sys.executable, str(DEFAULTS), "--small", "--cache", str(tmp_path / "cache"), "--variants", ",".join(VARIANTS[1:])],
+        check=False, capture_output=True, text=True, timeout=240, cwd=ROOT,
+    )
+    assert defaults.returncode == 0, defaults.stderr[-3000:]
+    assert "truth read from" in defaults.stdout
+    assert "zoo sgd:" not in defaults.stderr and "zoo alrao:" in defaults.stderr  # only the screens trained
+    scored = table_after("## Every variant on every case", defaults.stdout)[1:]
+    assert [(row[0], row[1], row[2]) for row in scored] == [
+        ("zoo", variant, truth) for variant in VARIANTS for truth in ("sgd", "sgd+adam")
+    ]
+    # The default variant is fidelity's Alrao screen again: the same tau (training is
+    # deterministic on one machine; only the seconds differ).
+    assert [row[3] for row in scored[:2]] == [row[cell["tau"]] for row in rows if row[1] == "alrao"]
+    for row in scored:  # every architecture scored by every variant: the favoured copy's losses were saved
+        assert row[9] == "0", row
+    compared = table_after("## Each variant against the default", defaults.stdout)[1:]
+    assert [row[0] for row in compared] == VARIANTS[1:]
+    suggested = table_after("## A single SGD rate per architecture", defaults.stdout)[1:]
+    assert [row[1] for row in suggested[:2]] == ["alrao's lr", "0.1"] and suggested[2][1].endswith("(best in hindsight)")
+    for row in suggested:  # each rule's regret is a percentage at or above zero, on both architectures
+        assert number(row[2]) >= 0 and row[4].endswith("/2") and row[5] == "0/2"
+    # Two screens were trained (the reading variants reuse the default's runs), each in its own folder.
+    assert sorted(path.name for path in (tmp_path / "cache" / "alrao-defaults").iterdir()) == [
+        "zoo-copies-5", "zoo-default"
+    ]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--methods", "alrao,adma"], "unknown method 'adma' in --methods (did you mean 'adam'?"),
-    (["--cases", "zo"], "unknown case 'zo' (did you mean 'zoo'?"),
-], ids=["method", "case"])
-def test_usage_errors_exit_2_before_training(tmp_path, argv, message) -> None:
-    done = run_benchmark("--small", "--cache", str(tmp_path), *argv, timeout=60)
+@pytest.mark.parametrize("script, argv, message", [
+    (SCRIPT, ["--methods", "alrao,adma"], "unknown method 'adma' in --methods (did you mean 'adam'?"),
+    (DEFAULTS, ["--cases", "zo"], "unknown case 'zo' (did you mean 'zoo'?"),
+], ids=["fidelity method", "alrao_defaults case"])
+def test_usage_errors_exit_2_before_training(tmp_path, script, argv, message) -> None:
+    done = subprocess.run([sys.executable, str(script), "--small", "--cache", str(tmp_path), *argv], check=False,
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not list(tmp_path.iterdir())  # nothing trained, nothing written
