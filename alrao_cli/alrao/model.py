@@ -153,7 +153,10 @@ class AlraoModel(nn.Module):
         return tap.features(self.pre_classifier, x)
 
     def forward(self, x: Tensor) -> Tensor:
-        outputs = self.copies.class_major_outputs(self.features(x))  # [B, K, N]
+        return self._mixture(self.copies.class_major_outputs(self.features(x)))
+
+    def _mixture(self, outputs: Tensor) -> Tensor:
+        """The mixture's prediction from the copies' outputs ``[B, K, N]``."""
         log_a = self.switch.log_posterior.view(1, 1, -1)
         if self.task == "regression":  # the mixture's mean, over the copies that have not diverged
             alive = torch.isfinite(outputs).all(dim=1, keepdim=True)
@@ -172,15 +175,21 @@ class AlraoModel(nn.Module):
     @torch.no_grad()
     def mixture_nll(self, x: Tensor, y: Tensor) -> Tensor:
         """Each example's ``-log p_mix(y|x)``, ``[B]``: the validation loss that ranks models."""
-        log_lik = self.copies.log_likelihoods(self.features(x), y, regression=self.task == "regression")
-        log_a = self.switch.log_posterior.to(log_lik.dtype).view(1, -1)
-        return -torch.logsumexp(log_a + log_lik, dim=1)
+        return self.mixture_nll_from(-self.copies.log_likelihoods(self.features(x), y, regression=self.task == "regression"))
+
+    def mixture_nll_from(self, copy_nll: Tensor) -> Tensor:
+        """``-log p_mix(y|x)``, ``[B]``, from each copy's ``-log p_i(y|x)``, ``[B, N]``."""
+        log_a = self.switch.log_posterior.to(copy_nll.dtype).view(1, -1)
+        return -torch.logsumexp(log_a - copy_nll, dim=1)
 
     @torch.no_grad()
-    def copy_nll(self, x: Tensor, y: Tensor) -> Tensor:
-        """Each example's ``-log p_i(y|x)`` under each copy alone, ``[B, N]``: how the copy
-        the switch favours would do without the others (a diverged copy's is infinite)."""
-        return -self.copies.log_likelihoods(self.features(x), y, regression=self.task == "regression")
+    def predict_with_copies(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The mixture's prediction (as :meth:`forward`) and each example's ``-log p_i(y|x)``
+        under each copy alone, ``[B, N]`` (a diverged copy's is infinite), from one pass
+        through the pre-classifier: validation reads both."""
+        z = self.features(x)
+        regression = self.task == "regression"
+        return self._mixture(self.copies.class_major_outputs(z)), -self.copies.log_likelihoods(z, y, regression=regression)
 
     def update_switch(self, copy_log_likelihoods: Tensor) -> None:
         """Tell the switch how well each copy predicted the last minibatch."""

@@ -65,6 +65,12 @@ def load_data(spec: DataSpec) -> LoadedData:
     return load_torchvision(spec, kind)
 
 
+def source_kind(source: str) -> str:
+    """What loading ``source`` runs: ``mnist1d``, ``imagefolder``, ``python`` (a user's
+    factory) or a torchvision dataset's name; an unknown source is one line."""
+    return _parse_source(source)[0]
+
+
 def _parse_source(source: str) -> tuple[str, ...]:
     """``("mnist1d",)``, ``("imagefolder", path)`` or ``("python", file, factory)``."""
     if not isinstance(source, str) or not source.strip():

@@ -60,8 +60,3 @@ def alrao_cache_dir() -> Path:
 def default_data_dir() -> Path:
     """Where torchvision datasets live when ``DataSpec.data_dir`` is not given."""
     return alrao_cache_dir() / "data"
-
-
-def is_python_factory(source: str) -> bool:
-    """A ``python:FILE.py:FACTORY`` source: user code that runs when the data is loaded."""
-    return isinstance(source, str) and source.strip().partition(":")[0] == "python"

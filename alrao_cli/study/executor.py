@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from alrao_cli.config.schema import ExecutionConfig
 from alrao_cli.data.datasets import LoadedData
-from alrao_cli.data.load import cached_data
-from alrao_cli.data.spec import is_python_factory
+from alrao_cli.data.load import cached_data, source_kind
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.results.records import RunResult
 from alrao_cli.study.attempt import PreflightFailure, execute_run, preflight
@@ -140,7 +139,7 @@ def load_data_with(execution: ExecutionConfig, spec: DataSpec) -> LoadedData:
     its process (``os._exit``, a crash in native code) says so in one line there, instead
     of ending the command with no message here.
     """
-    if execution.isolate and is_python_factory(spec.source):
+    if execution.isolate and source_kind(spec.source) == "python":
         from alrao_cli.study.isolated_executor import IsolatedExecutor
 
         lost = IsolatedExecutor(execution.threads_per_run, execution.time_grace).try_data(spec)

@@ -386,9 +386,8 @@ class _Run:
             if limit is not None and count >= limit:
                 break
             x, y = x.to(self.device), y.to(self.device)
-            losses, labels = learner.evaluate(x, y)
+            losses, labels, copy_losses = learner.evaluate_with_copies(x, y) if copies else (*learner.evaluate(x, y), None)
             loss_sum += losses.sum()
-            copy_losses = learner.copy_losses(x, y) if copies else None
             if copy_losses is not None:
                 summed = copy_losses.sum(dim=0, dtype=loss_sum.dtype)
                 copy_sum = summed if copy_sum is None else copy_sum + summed

@@ -37,8 +37,12 @@ class AlraoLearner(Learner):
     def posterior(self) -> tuple[float, ...]:
         return tuple(float(a) for a in self.module.switch.posterior)
 
-    def copy_losses(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.module.copy_nll(x, y)
+    def evaluate_with_copies(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+        """One pass through the pre-classifier for the mixture's losses and the copies'."""
+        prediction, copy_nll = self.module.predict_with_copies(x, y)
+        if self.task == "regression":
+            return self.module.mixture_nll_from(copy_nll), None, copy_nll
+        return F.nll_loss(prediction, y, reduction="none"), prediction.argmax(-1), copy_nll
 
     def explain(self) -> dict[str, Any]:
         return {

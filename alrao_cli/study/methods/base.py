@@ -54,11 +54,12 @@ class Learner(ABC):
         """The weights of the method's output copies, where it has some (Alrao)."""
         return None
 
-    def copy_losses(self, x: Tensor, y: Tensor) -> Tensor | None:
-        """Each example's loss under each output copy alone, ``[batch, copies]``, where the
-        method has copies (Alrao); None otherwise. Validation keeps their means, so that a
-        run shows how the copy the switch favours does on its own, beside the mixture."""
-        return None
+    def evaluate_with_copies(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """:meth:`evaluate`, and each example's loss under each output copy alone,
+        ``[batch, copies]``, where the method has copies (Alrao; None otherwise). Validation
+        keeps their means, so that a run shows how the copy the switch favours does on its
+        own, beside the mixture."""
+        return (*self.evaluate(x, y), None)
 
     def explain(self) -> dict[str, Any]:
         """What this method can say about itself after training (JSON-able)."""
