@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# pytest-xdist's workers inherit COLUMNS=80 and LINES=24 from execnet; the CLI reads COLUMNS to
+# size its tables, so drop them here (before any test imports the CLI) and every worker
+# renders as a plain serial run does.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
+# Two xdist workers on two cores: one thread each, or they fight over the cores.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 @pytest.fixture(scope="session", autouse=True)
