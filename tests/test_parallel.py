@@ -8,6 +8,7 @@ The tests that need no Ray come first, while none is started.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -179,6 +180,34 @@ def test_gpus_on_a_machine_without_one_are_refused_at_once(tmp_path):
     line = one_line_error(invoke("screen", "mlp", *QUICK, "--gpus-per-run", "1", "--out", str(out)))
     assert "--gpus-per-run 1: this machine" in line and "has no GPU" in line  # its Ray, if the module's is up
     assert time.monotonic() - started < 10 and not out.exists()  # refused, not left waiting for a GPU
+
+
+def ray_processes_of(driver: int) -> list[str]:
+    """Command lines of live processes of the Ray a driver with this pid started (Ray names
+    its session folder after the driver: ``session_<time>_<pid>``)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if re.search(rf"session_[\w-]+_{driver}\b", line):
+                found.append(line)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the processes from /proc")
+def test_workers_without_an_address_start_a_quiet_local_ray_and_shut_it_down(tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "alrao_cli", "screen", "mlp", *QUICK, "--workers", "2", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr
+    assert [run["status"] for run in load_results(out)["runs"]] == ["ok"] and "mlp" in stdout
+    assert "WARNING" not in stderr and "Traceback" not in stderr, stderr  # Ray's start-up notices kept out
+    deadline = time.monotonic() + 10
+    while ray_processes_of(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not ray_processes_of(process.pid)  # the command's own Ray ended with it
 
 
 # -- on the module's Ray ---------------------------------------------------------------------------

@@ -533,3 +533,16 @@ def test_names_from_a_results_file_never_reach_the_terminal_as_escape_sequences(
     table = render(tables.screen_table(rank_screen([result(hostile, (0.5,))])))
     assert "\x1b" not in table and "\x07" not in table
     assert "\\x1b" in table and "\\x07" in table  # shown, escaped, for the user to see
+
+
+@pytest.mark.parametrize("kind", ["screen", "compare"])
+def test_a_study_stopped_before_any_run_finished_says_so_instead_of_an_empty_table(kind, tmp_path):
+    from alrao_cli.report.console import print_report
+
+    study = StudyResult(kind=kind, config={}, runs=(), started="2026-01-01T00:00:00", interrupted=True)
+    out = Console(file=io.StringIO(), width=120)
+    print_report(study, tmp_path, "table", out)
+    assert out.file.getvalue() == f"No run of this {kind} has finished yet: nothing to rank.\n"
+    out = Console(file=io.StringIO(), width=120)
+    print_report(study, tmp_path, "json", out)
+    assert isinstance(json.loads(out.file.getvalue()), dict)  # the machine-readable output keeps its shape

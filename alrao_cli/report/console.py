@@ -70,6 +70,8 @@ def print_report(study: StudyResult, run_dir: Path, output_format: str, out: Con
             ranked = ranked_screen(study)
             text = exports.to_csv(ranked) if output_format == "csv" else exports.to_markdown(ranked)
         out.out(text, highlight=False)
+    elif not study.runs:  # stopped before any run finished: an empty table would say nothing
+        out.print(f"No run of this {study.kind} has finished yet: nothing to rank.", highlight=False)
     else:
         for table in study_tables(study):
             out.print(table)

@@ -191,13 +191,35 @@ def _start(ray: Any, execution: ExecutionConfig) -> None:
         cores = usable_cores()
         per_run = RunResources.of(execution, cores)
         options.update(num_cpus=max(cores, math.ceil((execution.workers or 1) * per_run.cpus)), include_dashboard=False)
-        ray.init(**options)
+        with _without_token_notice():
+            ray.init(**options)
         return
     _refuse_unreachable(execution.ray_address)
     try:
         ray.init(address=execution.ray_address, **options)
     except (ConnectionError, TimeoutError, ValueError) as error:
         raise _cannot_join(execution.ray_address, first_line(error)) from error
+
+
+TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+TOKEN_NOTICE = "Token authentication is enabled for this Ray cluster"
+
+
+@contextlib.contextmanager
+def _without_token_notice() -> Iterator[None]:
+    """Ray's warning that a new local instance has token authentication on (as it should):
+    noise in a screen's output for a Ray that lives only as long as the command. Only that
+    notice is dropped; the one saying authentication is *off* still shows."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(TOKEN_NOTICE)
+
+    notices = logging.getLogger(TOKEN_NOTICE_LOGGER)
+    notices.addFilter(keep)
+    try:
+        yield
+    finally:
+        notices.removeFilter(keep)
 
 
 def _refuse_unreachable(address: str) -> None:
