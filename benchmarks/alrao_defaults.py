@@ -135,7 +135,7 @@ def sgd_losses(sgd: SeedTable, arch: str) -> dict[float, float | None]:
     found = {}
     for (method, rate), by_seed in sgd.losses[arch].items():
         values = list(by_seed.values())
-        healthy = all(value is not None and value == value for value in values)
+        healthy = all(value is not None and not math.isnan(value) for value in values)
         found[rate] = sum(values) / len(values) if healthy and values else None
     return found
 
