@@ -341,6 +341,30 @@ def test_ctrl_c_stops_the_workers_and_resume_with_workers_finishes_the_study(ray
     assert load_results(out)["interrupted"] is False and not (out / "checkpoints").exists()
 
 
+def test_sigterm_ends_a_study_on_workers_as_terminated_not_interrupted(ray_address, tmp_path):
+    # Ray turns what a signal handler raises during its waits into a plain KeyboardInterrupt:
+    # the study must still tell SIGTERM (143) from Ctrl-C (130).
+    hold = tmp_path / "hold"
+    hold.touch()
+    model = tmp_path / "held.py"
+    model.write_text(HELD_MODEL.format(hold=str(hold), spared=os.getpid()))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "alrao_cli", "screen", str(model), *QUICK[:-1], "--checkpoint-every", "5",
+               "--workers", "2", "--ray-address", ray_address, "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list((out / "checkpoints").glob("*held*.pt")):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the study ended or stalled before its held run checkpointed:\n{process.communicate()[1]}")
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "terminated (SIGTERM)" in stderr and f"alrao screen --resume {out}" in stderr and "Traceback" not in stderr
+    assert load_results(out)["interrupted"] is True
+
+
 def test_check_with_workers_writes_the_same_junit(ray_address, tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text(BROKEN_FORWARD)

@@ -23,7 +23,8 @@ from alrao_cli.study.signals import stop_signals_as_interrupt
 )
 def test_the_first_signal_stops_and_later_ones_are_ignored_until_the_block_ends(number, raised):
     saved = []
-    with stop_signals_as_interrupt():
+    with stop_signals_as_interrupt() as first:
+        assert first.signum is None and not first.polite
         with pytest.raises(raised):
             os.kill(os.getpid(), number)
             time.sleep(5)  # the signal interrupts this
@@ -31,6 +32,7 @@ def test_the_first_signal_stops_and_later_ones_are_ignored_until_the_block_ends(
         os.kill(os.getpid(), signal.SIGTERM)
         saved.append("results")
     assert saved == ["results"]
+    assert first.signum == number and first.polite == (raised is AlraoTerminated)  # the first, not the last
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
 
 

@@ -23,7 +23,7 @@ from alrao_cli.config.paths import anchored
 from alrao_cli.study.methods import described, get_method
 from alrao_cli.results.ranking import screened_methods
 from alrao_cli.results.records import run_key
-from alrao_cli.errors import AlraoTerminated, AlraoUserError
+from alrao_cli.errors import AlraoUserError
 from alrao_cli.study.executor import (
     Executor, Preflight, SequentialExecutor, load_data_with, open_executor, preflight_with, require_executor,
 )
@@ -91,7 +91,7 @@ class StudyOutcome:
     study: StudyResult
     interrupted: bool = False  # Ctrl-C or SIGTERM
     stopped_early: bool = False  # --fail-fast stopped at a problem
-    terminated: bool = False  # the interruption was SIGTERM
+    terminated: bool = False  # the interruption was SIGTERM or SIGHUP
 
     @property
     def exit_code(self) -> int:
@@ -193,7 +193,7 @@ def _run_pending(
 
     executor = executor or SequentialExecutor()
     stop: KeyboardInterrupt | None = None
-    with stop_signals_as_interrupt():  # also over the final save: a second signal must not lose it
+    with stop_signals_as_interrupt() as first_stop:  # also over the final save: a second signal must not lose it
         results = _in_stages(executor, pending, run_dir, forward)
         try:
             for result in results:
@@ -216,7 +216,7 @@ def _run_pending(
         study = replace(study, interrupted=stop is not None, finished=None if stop is not None else _now())
         save_study(run_dir, study)
         _tidy_checkpoints(run_dir, study)
-    return StudyOutcome(run_dir, study, stop is not None, stopped_early, isinstance(stop, AlraoTerminated))
+    return StudyOutcome(run_dir, study, stop is not None, stopped_early, stop is not None and first_stop.polite)
 
 
 def _in_stages(executor: Executor, pending: list[RunSpec], run_dir: Path, on_event: EventCallback) -> Iterator[RunResult]:

@@ -20,6 +20,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from alrao_cli.errors import AlraoTerminated
@@ -71,24 +72,41 @@ def noting_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, current)
 
 
+@dataclass(slots=True)
+class FirstStop:
+    """Which stop signal came first in a :func:`stop_signals_as_interrupt` block, if any.
+
+    The exception a signal raises says so too (:class:`AlraoTerminated` for SIGTERM and
+    SIGHUP), but not always by the time it reaches the study: Ray turns any
+    ``KeyboardInterrupt`` raised while it waits into a plain one. The number stays here.
+    """
+
+    signum: int | None = None
+
+    @property
+    def polite(self) -> bool:
+        """SIGTERM or SIGHUP: the study ends as terminated (exit code 143), not interrupted."""
+        return self.signum in _POLITE
+
+
 @contextmanager
-def stop_signals_as_interrupt() -> Iterator[None]:
-    """Within the block, the first stop signal raises; later ones are ignored. All are noted."""
+def stop_signals_as_interrupt() -> Iterator[FirstStop]:
+    """Within the block, the first stop signal raises; later ones are ignored. All are noted,
+    and the first is kept in the :class:`FirstStop` the block yields."""
+    first = FirstStop()
     if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may handle signals
+        yield first  # only the main thread may handle signals
         return
-    stopping = False
 
     def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        if stopping:
+        if first.signum is not None:
             return  # the study is already stopping: let it save
-        stopping = True
+        first.signum = signum
         raise KeyboardInterrupt() if signum == signal.SIGINT else AlraoTerminated()
 
     previous = {number: signal.signal(number, _Noting(stop)) for number in (signal.SIGINT, *_POLITE)}
     try:
-        yield
+        yield first
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
