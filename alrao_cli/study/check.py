@@ -64,6 +64,7 @@ from alrao_cli.study.checkpoint import Checkpoint, RunPosition, UnusableCheckpoi
 from alrao_cli.study.guard import contained, guard
 from alrao_cli.study.methods.base import Learner
 from alrao_cli.study.spec import AdamOptions, AlraoOptions, MethodSpec
+from alrao_cli.study.torch_startup import import_what_the_first_step_imports
 from alrao_cli.study.train import wrap_for_training
 
 CHECK_ITEMS = ("build", "forward", "wrap", "train", "serialize", "deterministic")
@@ -153,6 +154,7 @@ def run_checks(
     """
     _check_steps(steps)
     model_kwargs, heads = model_kwargs or {}, heads or {}
+    import_what_the_first_step_imports(torch.optim.Adam)  # the train item's (_TRAIN_METHOD): no architecture's time
     results: list[ArchCheck] = []
     with torch_threads(CHECK_THREADS):
         for arch in archs:

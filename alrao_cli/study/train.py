@@ -40,6 +40,7 @@ from alrao_cli.study.checkpoint import (
 )
 from alrao_cli.study.methods import described, get_method
 from alrao_cli.study.methods.base import Learner, LearnerContext, RunData
+from alrao_cli.study.torch_startup import import_what_the_first_step_imports
 from alrao_cli.study.spec import Budget, MethodSpec, Progress, ProgressCallback, RunSpec
 from alrao_cli.util.reasons import one_line_reason
 
@@ -257,6 +258,7 @@ class _Run:
         self._restore(learner)
         if self.step == 0:
             self.start_checksum = parameter_checksum(learner.module)
+        import_what_the_first_step_imports(type(getattr(learner, "optimizer", None)))
         start = time.perf_counter()  # the budget and the timings count training, not set-up
         self.last_checkpoint = start
         status, reason = "ok", None
