@@ -247,7 +247,8 @@ def test_the_curves_drawn_are_every_run_of_the_compare(one_seed):
 def test_compare_json_is_only_json_with_the_documented_schema(two_seeds):
     out, result = two_seeds
     payload = json.loads(result.stdout)  # nothing but JSON on stdout
-    assert set(payload) == {"run_dir", "architectures", "kendall_tau", "spearman_rho", "seconds"}
+    assert set(payload) == {"run_dir", "interrupted", "architectures", "kendall_tau", "spearman_rho", "seconds"}
+    assert payload["interrupted"] is False
     assert payload["run_dir"] == str(out)
     assert [entry["arch"] for entry in payload["architectures"]] == ARCHS
     for entry in payload["architectures"]:

@@ -46,6 +46,35 @@ def test_compare_methods_of_grids_only_is_a_usage_error():
     assert "at least one method run once" in result.output
 
 
+@pytest.mark.parametrize(
+    ("methods", "said"),
+    [
+        ("sgd", "sgd is tuned over --grid, so it cannot be the method measured against the grid"),
+        ("lars,sgd-grid", "lars is tuned over --grid"),
+        ("alrao,adam", "sgd-grid is not among its methods"),
+    ],
+    ids=["sgd-measured", "grid-method-measured", "no-sgd-grid"],
+)
+def test_a_compare_that_cannot_measure_against_the_sgd_grid_is_refused_before_training(tmp_path, methods, said):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["compare", "mlp", "--methods", methods, *quick_flags(64, steps=2), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_screen_by_a_grid_tuned_method_ranks_by_its_best_rate_and_a_diverged_rate_is_no_problem(tmp_path):
+    flags = [*quick_flags(128, steps=6, device="cpu"), "--method", "sgd", "--json"]
+    result = runner.invoke(app, ["screen", "mlp", *flags, "--grid", "0.01,1000", "--out", str(tmp_path / "one")])
+    assert result.exit_code == 0, result.output  # lr 1000 diverged: one rate of the grid, not the study
+    (entry,) = json.loads(result.stdout)["ranking"]
+    assert entry["status"] == "ok" and entry["lr"] == 0.01
+    table = runner.invoke(app, ["report", str(tmp_path / "one")])
+    assert "SGD at its best --grid rate; lr = that rate" in table.output and "one run each" not in table.output
+    result = runner.invoke(app, ["screen", "mlp", *flags, "--grid", "1000,100000", "--out", str(tmp_path / "none")])
+    assert result.exit_code == 1, result.output  # no healthy rate at all: the architecture has no result
+
+
 def test_an_unknown_method_is_one_line_with_did_you_mean():
     result = runner.invoke(app, ["screen", "mlp", "--method", "adamm", "--device", "cpu"])
     assert result.exit_code == 2, result.output

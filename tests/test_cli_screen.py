@@ -46,7 +46,8 @@ def test_json_output_is_only_json_with_the_documented_schema(tmp_path):
     result = runner.invoke(app, ["screen", "mlp", *QUICK, "--out", str(tmp_path / "r"), "--json"])
     assert result.exit_code == 0
     payload = json.loads(result.stdout)
-    assert set(payload) == {"run_dir", "ranking", "separability"}
+    assert set(payload) == {"run_dir", "interrupted", "ranking", "separability"}
+    assert payload["interrupted"] is False
     assert payload["separability"] == {"seeds": 1, "measured": False, "hint": "--seeds 2", "pairs": []}
     (entry,) = payload["ranking"]
     assert set(entry) == {

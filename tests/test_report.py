@@ -546,3 +546,75 @@ def test_a_study_stopped_before_any_run_finished_says_so_instead_of_an_empty_tab
     out = Console(file=io.StringIO(), width=120)
     print_report(study, tmp_path, "json", out)
     assert isinstance(json.loads(out.file.getvalue()), dict)  # the machine-readable output keeps its shape
+
+
+def _saved_screen(run_dir: Path, runs: list[RunResult], *, interrupted: bool) -> Path:
+    from alrao_cli.results.records import save_study
+
+    run_dir.mkdir()
+    study = StudyResult(
+        kind="screen", config={"archs": sorted({run.arch for run in runs})}, runs=tuple(runs),
+        started="2026-01-01T00:00:00", finished=None if interrupted else "2026-01-01T01:00:00", interrupted=interrupted,
+    )
+    save_study(run_dir, study)
+    return run_dir
+
+
+def test_the_report_of_an_interrupted_screen_says_it_is_partial_and_how_to_resume(tmp_path) -> None:
+    from support import invoke
+
+    run_dir = _saved_screen(tmp_path / "my run", [result("mlp", (0.5, 0.4)), result("cnn1d", (0.3,))], interrupted=True)
+    table = invoke("report", str(run_dir))
+    assert table.exit_code == 0, table.output
+    assert "mlp" in table.stdout and "cnn1d" in table.stdout and "interrupted" not in table.stdout
+    assert table.stderr.splitlines() == [f"interrupted: 2 run(s) finished; resume with: alrao screen --resume '{run_dir}'"]
+    as_json = invoke("report", str(run_dir), "--format", "json")
+    assert json.loads(as_json.stdout)["interrupted"] is True  # stdout stays pure JSON
+    assert as_json.stderr.startswith("interrupted: 2 run(s) finished")
+
+
+def test_the_report_of_a_finished_screen_says_nothing_more(tmp_path) -> None:
+    from support import invoke
+
+    run_dir = _saved_screen(tmp_path / "run", [result("mlp", (0.5, 0.4))], interrupted=False)
+    table = invoke("report", str(run_dir))
+    assert table.exit_code == 0 and table.stderr == ""
+    assert json.loads(invoke("report", str(run_dir), "--format", "json").stdout)["interrupted"] is False
+
+
+def two_seed_screen() -> list[RunResult]:
+    """b and a within noise of each other (their seeds disagree on which is better), c well behind."""
+    losses = {"a": (0.30, 0.32), "b": (0.31, 0.30), "c": (0.90, 0.95)}
+    return [result(arch, (loss,), seed=seed) for arch, pair in losses.items() for seed, loss in enumerate(pair)]
+
+
+def test_markdown_of_a_two_seed_screen_keeps_the_noise_marks_and_sentences(tmp_path) -> None:
+    from support import invoke
+
+    run_dir = _saved_screen(tmp_path / "run", two_seed_screen(), interrupted=False)
+    done = invoke("report", str(run_dir), "--format", "markdown")
+    assert done.exit_code == 0, done.output
+    lines = done.stdout.splitlines()
+    rows = [line for line in lines if line.startswith("| ") and "architecture" not in line]
+    assert [row.split(" | ")[:2] for row in rows] == [["| 1", "b"], ["| 2≈", "a"], ["| 3", "c"]]
+    # a: paired differences (-0.01, +0.02) over the two seeds: the t interval spans 0
+    notes = lines[len(rows) + 2:]
+    assert notes[0] == ""
+    said = [line for line in notes if line]
+    assert said[0] == "≈ not separable from the row above:"
+    (pair,) = said[1:]
+    assert pair.startswith("b and a: not separable at this budget (difference +0.005, 95 % interval")
+    terminal = render(tables.screen_table(rank_screen(two_seed_screen()), noise=_noise(two_seed_screen())))
+    assert "2≈" in terminal and pair[:40] in terminal  # the same marks and words as the table
+
+
+def _noise(runs):
+    from alrao_cli.results.separability import screen_separability
+
+    return screen_separability(runs, ("alrao",))
+
+
+def test_markdown_of_a_one_seed_screen_is_the_table_alone() -> None:
+    ranked = rank_screen(screen_runs())
+    assert exports.to_markdown(ranked, _noise(screen_runs())) == exports.to_markdown(ranked)
+    assert "≈" not in exports.to_markdown(ranked)

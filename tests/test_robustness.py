@@ -107,7 +107,7 @@ def bad_inputs(models: Path, tmp: Path) -> list[tuple[list[str], str]]:
         (["screen", "mlp", "--device", "tpu"], "--device"),
         (["screen", "mlp", "--out", str(a_file / "run")], "output directory"),
         (["screen", "--resume", str(not_a_run)], "not a run directory"),
-        (["compare", "--resume", str(tmp / "nowhere")], "not a run directory"),
+        (["compare", "--resume", str(tmp / "nowhere")], "no such run directory"),
         (["report", str(not_a_run)], "results.json"),
     ]
     if not torch.cuda.is_available():

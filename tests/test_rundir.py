@@ -137,3 +137,30 @@ def test_force_without_resume_is_a_usage_error(tmp_path):
 
 def test_source_files_are_the_model_files_of_canonical_archs():
     assert source_files(["/a/m.py:Net", "/a/m.py:Other", "mlp", "torchvision:resnet18", "/b/x.py"]) == ["/a/m.py", "/b/x.py"]
+
+
+def _resume_target(tmp_path: Path, what: str) -> tuple[Path, str]:
+    """A path --resume cannot continue, and the start of what it must be called."""
+    if what == "missing":
+        return tmp_path / "no" / "such-run", "no such run directory"
+    if what == "file":
+        a_file = tmp_path / "a-file"
+        a_file.write_text("kept\n")
+        return a_file, "a file, not a run directory"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    return empty, f"not a run directory (no {CONFIG_FILE} in it)"
+
+
+@pytest.mark.parametrize("kind", ["screen", "compare"])
+@pytest.mark.parametrize("what", ["missing", "file", "empty-folder"])
+def test_resume_of_something_that_is_not_a_run_directory_says_what_it_is(tmp_path, what, kind):
+    path, said = _resume_target(tmp_path, what)
+    before = sorted(tmp_path.rglob("*"))
+    result = CliRunner().invoke(app, [kind, "--resume", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"error: --resume {path}: {said} (")
+    assert f"runs/<timestamp>-{kind}" in line and "output directory" not in line and "choose another folder" not in line
+    assert sorted(tmp_path.rglob("*")) == before  # nothing created, the file left as it was

@@ -87,7 +87,6 @@ def check(
     from alrao_cli.study.executor import load_data_with, open_executor
     from alrao_cli.report.check import check_json, check_junit_path, check_table, message_lines, write_junit
     from alrao_cli.study.plan import data_spec_of, skipped_note, zoo_fitting
-
     try:
         start = time.perf_counter()
         flags = {

@@ -14,7 +14,7 @@ from alrao_cli.cli.app import app, err, fail
 
 @app.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("alrao.yaml"),
+    path: Annotated[Path, typer.Argument(help="Where to write the example config (missing folders are created).")] = Path("alrao.yaml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented example config (every option with its default).
@@ -23,11 +23,14 @@ def init(
 
       alrao init screen.yaml && alrao screen --config screen.yaml
     """
-    from alrao_cli.config.yaml_io import example_config_yaml
+    from alrao_cli.config.yaml_io import write_example_config
 
-    if path.exists() and not force:
-        fail(AlraoUserError(f"{path} already exists", hint="pass --force to overwrite it"), False)
-    path.write_text(example_config_yaml())
-    err.print(f"wrote {escape(str(path))}: edit it, then run [bold]alrao screen --config {escape(str(path))}[/]")
-
+    try:
+        write_example_config(path, force=force)
+    except AlraoUserError as error:
+        fail(error, False)
+    err.print(
+        f"wrote {escape(str(path))}: edit it, then run [bold]alrao screen --config {escape(str(path))}[/]",
+        soft_wrap=True,  # a command to copy: never wrapped
+    )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -45,6 +46,13 @@ def report(
     try:
         study = load_study(run_dir)
         summary.print_report(study, run_dir, output_format.value, out=out)
+        if study.interrupted:  # on stderr, whatever the format: the ranking above is partial
+            command = f"alrao {study.kind} --resume {shlex.quote(str(run_dir))}"
+            err.print(
+                f"[yellow]interrupted:[/] {len(study.runs)} run(s) finished; resume with: {escape(command)}",
+                highlight=False,
+                soft_wrap=True,  # a command to copy: never wrapped
+            )
         if plots or plots_dir is not None:
             for path in summary.write_plots(study, plots_dir or run_dir):
                 err.print(f"wrote {escape(str(path))}")

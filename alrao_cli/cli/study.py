@@ -208,7 +208,7 @@ SCREEN_HELP = """Train every architecture once with Alrao-SGD and rank them by v
 
     No learning rate to tune: each feature draws its own rate log-uniformly in \\[lr-min, lr-max] and the output layer is averaged over copies with log-spaced rates. Results are saved as each architecture finishes; Ctrl-C stops cleanly and prints how to resume.
 
-    Exit code: 0 when every architecture finished (a diverged baseline rate does not count), 1 when a run failed, an Alrao run diverged or --fail-fast stopped, 2 for a usage error, 130 when interrupted (143 on SIGTERM, handled like Ctrl-C).
+    Exit code: 0 when every architecture finished (one diverged rate of a grid does not count), 1 when a run failed, a screened method run once (Alrao) diverged, a screened grid diverged at every rate, or --fail-fast stopped, 2 for a usage error, 130 when interrupted (143 on SIGTERM, handled like Ctrl-C).
 
     [bold]Examples[/]
 

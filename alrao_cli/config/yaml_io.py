@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 import yaml
 from alrao_cli.errors import AlraoUserError
+from alrao_cli.util.files import write_text_atomic
 from alrao_cli.config.schema import DEFAULTS, EXAMPLE_SECTIONS, StudyConfig, config_to_dict
 
 
@@ -118,3 +119,30 @@ def example_config_yaml() -> str:
         "\n".join(lines) + "\n\n" + _MODEL_KWARGS_EXAMPLE + line_of["model_kwargs"] + "\n\n"
         + _HEADS_EXAMPLE + line_of["heads"] + "\n"
     )
+
+
+def write_example_config(path: Path, *, force: bool = False) -> None:
+    """Write :func:`example_config_yaml` to ``path`` atomically, creating missing parent
+    folders (as ``--junit-xml`` does).
+
+    A folder at ``path``, a file where a parent folder should be, an existing file
+    without ``force`` or a place that cannot be written is one :class:`AlraoUserError`.
+    """
+    try:
+        if path.is_dir():
+            raise AlraoUserError(
+                f"{path} is a folder, not a config file", hint=f"name a file, e.g. alrao init {path / 'alrao.yaml'}"
+            )
+        if path.exists() and not force:
+            raise AlraoUserError(f"{path} already exists", hint="pass --force to overwrite it")
+        existing = next(folder for folder in path.absolute().parents if folder.exists())
+        if not existing.is_dir():
+            raise AlraoUserError(
+                f"cannot write {path}: {existing} is a file, not a folder", hint="choose another path for the config"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, example_config_yaml())
+    except OSError as error:
+        raise AlraoUserError(
+            f"cannot write {path}: {error.strerror or error}", hint="choose another path, or check the folder's permissions"
+        ) from None

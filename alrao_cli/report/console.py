@@ -43,11 +43,13 @@ def compared(study: StudyResult) -> CompareSummary:
 
 def study_json(study: StudyResult, run_dir: Path) -> dict:
     if study.kind == "compare":
-        return exports.compare_json(str(run_dir), compared(study))
+        return exports.compare_json(str(run_dir), compared(study), interrupted=study.interrupted)
     methods = screened_methods(study.config)
     rows = screen_rows(study.runs, methods)
     seed_losses = {row.arch: dict(row.losses) for row in rows}
-    return exports.screen_json(str(run_dir), ranked_screen(study), separability(rows), seed_losses)
+    return exports.screen_json(
+        str(run_dir), ranked_screen(study), separability(rows), seed_losses, interrupted=study.interrupted
+    )
 
 
 def study_tables(study: StudyResult) -> list[Table]:
@@ -68,7 +70,11 @@ def print_report(study: StudyResult, run_dir: Path, output_format: str, out: Con
             text = exports.compare_to_csv(summary) if output_format == "csv" else exports.compare_to_markdown(summary)
         else:
             ranked = ranked_screen(study)
-            text = exports.to_csv(ranked) if output_format == "csv" else exports.to_markdown(ranked)
+            if output_format == "csv":
+                text = exports.to_csv(ranked)
+            else:
+                noise = screen_separability(study.runs, screened_methods(study.config))  # as the table's
+                text = exports.to_markdown(ranked, noise)
         out.out(text, highlight=False)
     elif not study.runs:  # stopped before any run finished: an empty table would say nothing
         out.print(f"No run of this {study.kind} has finished yet: nothing to rank.", highlight=False)

@@ -34,6 +34,7 @@ from alrao_cli.report.layout import (
     ranking_rows,
     screen_baselines,
 )
+from alrao_cli.report.tables import noise_lines, not_separable_from_above  # as the terminal table says them
 from alrao_cli.results.ranking import (
     REFERENCE,
     ArchComparison,
@@ -79,15 +80,17 @@ def _baseline_fields(entry: RankedRun, columns: list[BaselineStats]) -> dict[str
 
 def screen_json(
     run_dir: str | Path, ranked: list[RankedRun], noise: Separability | NoiseUnmeasured | None = None,
-    seed_losses: dict[str, dict[int, float | None]] | None = None,
+    seed_losses: dict[str, dict[int, float | None]] | None = None, *, interrupted: bool | None = None,
 ) -> dict[str, Any]:
     """The ranking as strict JSON data (non-finite numbers as null), with the baselines'
     fields (see :func:`_baseline_fields`) when the screen ran some, each entry's loss per
-    seed (``val_loss_seeds``) and whether neighbouring rows are separable, when given."""
+    seed (``val_loss_seeds``), whether neighbouring rows are separable and whether the
+    screen was interrupted (its ranking partial), when given."""
     columns = screen_baselines(ranked)
     extra: dict[str, Any] = {} if noise is None else {"separability": separability_json(noise)}
     return json_safe({
         "run_dir": str(run_dir),
+        **_interrupted_json(interrupted),
         **extra,
         "ranking": [
             {
@@ -109,6 +112,11 @@ def screen_json(
             for entry in ranked
         ],
     })
+
+
+def _interrupted_json(interrupted: bool | None) -> dict[str, Any]:
+    """``interrupted``: the study was stopped (Ctrl-C, SIGTERM) before every run finished."""
+    return {} if interrupted is None else {"interrupted": interrupted}
 
 
 def separability_json(noise: Separability | NoiseUnmeasured) -> dict[str, Any]:
@@ -143,8 +151,14 @@ def to_csv(ranked: list[RankedRun]) -> str:
     )
 
 
-def to_markdown(ranked: list[RankedRun]) -> str:
-    """The ranking as a Markdown table, the reasons of failed rows in its status column."""
+def to_markdown(ranked: list[RankedRun], noise: Separability | NoiseUnmeasured | None = None) -> str:
+    """The ranking as a Markdown table, the reasons of failed rows in its status column.
+
+    With ``noise`` measured (several seeds), it says what the terminal table says: ``≈`` by
+    the rank of a row not separable from the one above, and the pairs in words below the
+    table, one paragraph each. A one-seed screen's "noise unmeasured" note is left out.
+    """
+    close_to_above = not_separable_from_above(noise)
     columns = screen_baselines(ranked)
     header = (
         "rank", "architecture", "params", "best val loss", "acc", "epoch", "lr selected", "time",
@@ -152,7 +166,8 @@ def to_markdown(ranked: list[RankedRun]) -> str:
     )
     rows = [
         (
-            str(entry.rank), entry.arch, format_params(entry.params),
+            f"{entry.rank}≈" if entry.arch in close_to_above else str(entry.rank), entry.arch,
+            format_params(entry.params),
             format_loss(entry.val_loss, entry.val_loss_std), format_acc(entry.val_acc, entry.val_acc_std),
             MISSING if entry.epoch is None else str(entry.epoch), format_lr(entry.lr_selected),
             format_seconds(entry.seconds),
@@ -161,14 +176,20 @@ def to_markdown(ranked: list[RankedRun]) -> str:
         )
         for entry in ranked
     ]
-    return _markdown_table(header, rows)
+    table = _markdown_table(header, rows)
+    if not isinstance(noise, Separability):
+        return table
+    notes = [line.replace("\n", " ") for line in noise_lines(noise)]  # the caption's lines, as paragraphs
+    return table + "".join(f"\n{note}\n" for note in notes)
 
 
 # -- compare ------------------------------------------------------------------------------
-def compare_json(run_dir: str | Path, summary: CompareSummary) -> dict[str, Any]:
-    """The comparison as strict JSON data: means over seeds, and each seed's own values."""
+def compare_json(run_dir: str | Path, summary: CompareSummary, *, interrupted: bool | None = None) -> dict[str, Any]:
+    """The comparison as strict JSON data: means over seeds, and each seed's own values
+    (and whether the compare was interrupted, its results partial, when given)."""
     return json_safe({
         "run_dir": str(run_dir),
+        **_interrupted_json(interrupted),
         "architectures": [
             {**_comparison_json(entry), "seeds": [
                 {"seed": one.seed, **_comparison_json(one)} for one in entry.per_seed

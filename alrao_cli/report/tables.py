@@ -55,7 +55,7 @@ def screen_table(
     separable from the one above has ``≈`` by its rank, and the pairs are said in words
     under the table; with one seed, the table says the noise is unmeasured.
     """
-    close_to_above = _not_separable_from_above(noise)
+    close_to_above = not_separable_from_above(noise)
     reasons = [
         printable(f"{entry.rank}. {entry.arch}: {status_note(entry.status, entry.reason)}")
         for entry in ranked
@@ -64,7 +64,7 @@ def screen_table(
     table = Table(
         title=screen_title(ranked, methods),
         title_justify="left",
-        caption=Text("\n".join(reasons + _noise_lines(noise)), style="dim") if reasons or noise else None,
+        caption=Text("\n".join(reasons + noise_lines(noise)), style="dim") if reasons or noise else None,
         caption_justify="left",
     )
     table.add_column("#", justify="right")
@@ -100,13 +100,13 @@ def screen_table(
     return table
 
 
-def _not_separable_from_above(noise: Separability | NoiseUnmeasured | None) -> set[str]:
+def not_separable_from_above(noise: Separability | NoiseUnmeasured | None) -> set[str]:
     if not isinstance(noise, Separability):
         return set()
     return {pair.lower for pair in noise.pairs if pair.tested and not pair.separable}
 
 
-def _noise_lines(noise: Separability | NoiseUnmeasured | None) -> list[str]:
+def noise_lines(noise: Separability | NoiseUnmeasured | None) -> list[str]:
     """What the caption says about noise: the rows that cannot be told apart, or that nobody measured."""
     if noise is None:
         return []
@@ -126,6 +126,8 @@ def screen_title(ranked: list[RankedRun], methods: tuple[str, ...]) -> str:
         return "Ranked by best validation loss, Alrao (no rate tuned); lr = suggested single rate, the favoured copy's"
     if len(methods) > 1:
         return f"Ranked by best validation loss over {names} (each architecture by its better method); lr = that method's"
+    if any(entry.tuned_over_grid for entry in ranked):
+        return f"Ranked by best validation loss, {names} at its best --grid rate; lr = that rate"
     return f"Ranked by best validation loss, {names}, one run each; lr = its rate"
 
 

@@ -104,6 +104,7 @@ class RankedRun:
     method: str = ALRAO  # the screened method this entry's numbers are from (the best of a portfolio)
     method_label: str = "Alrao"
     lr: float | None = None  # that method's rate, for single-rate methods
+    tuned_over_grid: bool = False  # that method ran at every --grid rate: lr is its best one
 
     def baseline(self, method: str) -> BaselineStats | None:
         return find_baseline(self.baselines, method)
@@ -256,6 +257,7 @@ def rank_screen(runs: Iterable[RunResult], methods: Sequence[str] = (ALRAO,)) ->
                 reason=stats.reason, curve=stats.curve, val_acc_std=stats.val_acc_std,
                 baselines=baselines, gap=_reference_gap(stats, baselines),
                 method=stats.method, method_label=label, lr=stats.lr,
+                tuned_over_grid=any(run.tuned_over_grid for run in arch_runs if run.method == stats.method),
             )
         )
     return ranked

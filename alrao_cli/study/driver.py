@@ -10,7 +10,7 @@ back, skips finished runs and continues the one in flight.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -36,6 +36,7 @@ from alrao_cli.study.rundir import (
     prepare_run_dir,
     record_sources,
     refuse_existing_run,
+    refuse_not_a_run,
     remove_if_unused,
     source_files,
     write_config,
@@ -77,12 +78,26 @@ class SilentObserver:
 
 def is_problem(run: RunResult, screened: tuple[str, ...]) -> bool:
     """A run that makes the exit code 1 and stops ``--fail-fast``: it failed or timed out, or
-    a screened method (``--method``, Alrao by default) diverged.
+    a screened method (``--method``, Alrao by default) run once diverged.
 
-    A single-rate baseline that diverges (SGD at rate 10, say) is an expected outcome of
-    a grid, not a problem with the study.
+    One rate of a grid that diverges (SGD at rate 10, say) is an expected outcome of the
+    grid, not a problem with the study, whether the grid is a baseline or screened
+    (``--method sgd``); a screened grid none of whose rates is healthy is
+    (:func:`grids_without_a_healthy_rate`).
     """
-    return run.status in ("failed", "timed out") or (run.status == "diverged" and run.method in screened)
+    if run.status in ("failed", "timed out"):
+        return True
+    return run.status == "diverged" and run.method in screened and not run.tuned_over_grid
+
+
+def grids_without_a_healthy_rate(runs: Sequence[RunResult], screened: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(architecture, method) of each screened method tuned over the grid that diverged at every rate."""
+    healthy: dict[tuple[str, str], bool] = {}
+    for run in runs:
+        if run.method in screened and run.tuned_over_grid:
+            key = (run.arch, run.method)
+            healthy[key] = healthy.get(key, False) or run.status == "ok"
+    return [key for key, any_healthy in healthy.items() if not any_healthy]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +115,8 @@ class StudyOutcome:
         if self.interrupted:
             return 143 if self.terminated else 130
         screened = screened_methods(self.study.config)
-        if self.stopped_early or any(is_problem(run, screened) for run in self.study.runs):
+        runs = self.study.runs
+        if self.stopped_early or any(is_problem(run, screened) for run in runs) or grids_without_a_healthy_rate(runs, screened):
             return 1
         return 0
 
@@ -132,6 +148,7 @@ def run_study(
     observer = observer or SilentObserver()
     previous = None
     if resume is not None:
+        refuse_not_a_run(resume, kind)  # before prepare_run_dir, which would create a missing one
         run_dir = resume
     else:
         config = anchored(config)  # so that --resume works from any folder

@@ -8,6 +8,7 @@ whole-zoo study, whose models are those that take the data's examples.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -126,14 +127,34 @@ def methods_of(config: StudyConfig, kind: StudyKind) -> list[MethodSpec]:
     for name in requested:
         if name not in known:
             raise AlraoUserError(
-                f"unknown baseline {name!r} (--baseline or the config key baselines)",
+                f"unknown baseline {name!r} ({'--methods' if kind == 'compare' else '--baseline'} or the config key baselines)",
                 hint=did_you_mean(name, known) + f"the baselines are {', '.join(known)}",
             )
-    specs = [spec for name in config.method for spec in _specs_of(_screened(name), config)]
+    screened = [_screened(name) for name in config.method]
+    if kind == "compare":
+        _refuse_unmeasurable(screened, requested)
+    specs = [spec for method in screened for spec in _specs_of(method, config)]
     for method in baseline_methods():
         if method.baseline_option in requested and method.name not in config.method:
             specs += _specs_of(method, config)
     return specs
+
+
+def _refuse_unmeasurable(measured: list[TrainingMethod], baselines: Sequence[str]) -> None:
+    """A compare measures one method run once against SGD at its best ``--grid`` rate: a
+    method tuned over the grid cannot be that one, and the SGD grid must run."""
+    for method in measured:
+        if method.tuned_over_grid:
+            raise AlraoUserError(
+                f"compare: {method.name} is tuned over --grid, so it cannot be the method measured against the grid",
+                hint=f"put a method run once first (alrao, adam, ...) and write it {method.baseline_option}: "
+                f"--methods {','.join(dict.fromkeys(('alrao', 'sgd-grid', method.baseline_option)))}",
+            )
+    if "sgd-grid" not in baselines:
+        raise AlraoUserError(
+            "compare measures against SGD at its best --grid rate, but sgd-grid is not among its methods",
+            hint="add sgd-grid to --methods or to the config key baselines, e.g. --methods alrao,sgd-grid,adam",
+        )
 
 
 def _screened(name: str) -> TrainingMethod:

@@ -140,16 +140,32 @@ def read_config(run_dir: Path) -> StudyConfig:
     return build_config(load_config_file(path), {})
 
 
+def refuse_not_a_run(run_dir: Path, kind: str) -> None:
+    """``--resume RUN_DIR`` names an earlier run directory: not a missing path, not a file,
+    not a folder without the ``config.yaml`` a study writes first.
+
+    Checked before the run directory is prepared, so that a missing or mistyped folder
+    is said to be missing (not created and then found empty), and a file is said to be
+    a file (not a folder that cannot be written).
+    """
+    hint = (
+        f"pass the folder an earlier `alrao {kind}` wrote its results in: "
+        f"runs/<timestamp>-{kind} by default, or the --out it was given"
+    )
+    if not run_dir.exists():
+        raise AlraoUserError(f"--resume {run_dir}: no such run directory", hint=hint)
+    if not run_dir.is_dir():
+        raise AlraoUserError(f"--resume {run_dir}: a file, not a run directory", hint=hint)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise AlraoUserError(f"--resume {run_dir}: not a run directory (no {CONFIG_FILE} in it)", hint=hint)
+
+
 def load_resumable(run_dir: Path, kind: str) -> tuple[StudyConfig, StudyResult | None]:
     """The saved config and results of an earlier run directory, checked to be one.
 
     A link among what a resume reads and rewrites is refused now, before anything trains.
     """
-    if not run_dir.is_dir() or not (run_dir / CONFIG_FILE).is_file():
-        raise AlraoUserError(
-            f"--resume {run_dir}: not a run directory (no {CONFIG_FILE} in it)",
-            hint="pass the folder an earlier `alrao screen` or `alrao compare` printed",
-        )
+    refuse_not_a_run(run_dir, kind)
     _refuse_links_in(run_dir)
     config = read_config(run_dir)
     study = load_study(run_dir) if (run_dir / RESULTS_JSON).exists() else None
