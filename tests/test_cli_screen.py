@@ -268,3 +268,31 @@ def test_with_two_seeds_neighbouring_rows_within_noise_are_marked_and_said(tmp_p
     (pair,) = payload["separability"]["pairs"]
     assert pair["tested"] and not pair["separable"] and pair["mean_difference"] == 0.0
     assert [sorted(entry["val_loss_seeds"]) for entry in payload["ranking"]] == [["0", "1"], ["0", "1"]]
+
+
+WRONG_INPUT_SIZE = """
+from torch import nn
+
+
+class WrongInputSize(nn.Module):
+    def __init__(self, num_classes, input_shape):
+        super().__init__()
+        self.head = nn.Linear(3, num_classes)
+
+    def forward(self, x):
+        return self.head(x)
+"""
+
+
+def test_a_broken_architecture_is_said_before_the_others_train_not_only_in_the_final_table(tmp_path):
+    broken = tmp_path / "wrong_input.py"
+    broken.write_text(WRONG_INPUT_SIZE)
+    missing = tmp_path / "nothere.py"
+    result = invoke("screen", str(missing), "mlp", str(broken), *quick_flags(64, steps=2), "--out", str(tmp_path / "run"))
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    said = [index for index, line in enumerate(lines) if line.startswith("failed before training:")]
+    trained = next(index for index, line in enumerate(lines) if "ok mlp" in line)
+    assert len(said) == 2 and max(said) < trained  # each once, before mlp trained
+    assert "nothere.py: model file not found" in lines[said[0]]
+    assert f"{broken}: forward failed on input" in lines[said[1]] and f"{broken}: {broken}" not in lines[said[1]]

@@ -353,8 +353,17 @@ def _record_unresolved(study: StudyResult, plan: Plan, method: str, resuming: bo
         result = _unresolved_result(unresolved, method, plan.seeds[0])
         if resuming and result.key not in {run.key for run in study.runs}:
             raise _no_longer_works(unresolved.label, result.reason)
+        if not resuming:
+            _say_failed_before_training(unresolved.label, result.reason)
         study = study.with_run(result)
     return study
+
+
+def _say_failed_before_training(label: str, reason: str | None) -> None:
+    """A broken architecture, said as soon as it is found: not only in the final table, after
+    every other architecture has trained."""
+    said = reason if reason and reason.startswith(f"{label}:") else f"{label}: {reason}"
+    logger.warning("failed before training: %s; the other architectures go on", said)
 
 
 def _preflight(
@@ -392,6 +401,8 @@ def _preflight(
         if isinstance(failure.error, AlraoUserError):
             raise failure.error  # the original, so that --debug shows where it came from
         raise AlraoUserError(failure.reason) from failure.error
+    for label, reason in dict.fromkeys((spec.label, failures[_group(spec)].reason) for spec in broken):
+        _say_failed_before_training(label, reason)
     for spec in broken:
         failure = failures[_group(spec)]
         study = study.with_run(failed_result(spec, failure.reason, status=failure.status))
