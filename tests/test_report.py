@@ -402,6 +402,15 @@ def test_learning_curves_draw_every_run_and_list_the_diverged_one() -> None:
     assert all(float(tick).is_integer() for tick in val_axes.get_xticks())  # whole epochs
 
 
+def test_one_epoch_curves_are_marked_points_on_a_whole_epoch_axis() -> None:
+    runs = [result("mlp", (0.7,)), result("mlp", (0.9,), method="adam", lr=1e-3)]
+    (figure,) = plots.learning_curve_figures(study_of(runs, "screen")).values()
+    for axes in figure.axes:
+        lines = [line for line in axes.get_lines() if len(line.get_ydata())]
+        assert len(lines) == 2 and all(line.get_marker() == "o" for line in lines)  # a line of one point is invisible
+        assert list(axes.get_xticks()) == [1.0]
+
+
 def test_a_rate_keeps_its_colour_across_architectures() -> None:
     """The palette spans the study's whole grid: cnn1d ran no lr=1, its rates keep mlp's colours."""
     from matplotlib import colormaps

@@ -181,13 +181,18 @@ def _curves_figure(arch: str, runs: list[RunResult], styles: dict[tuple[str, flo
             label = _curve_label(run, run.key in off_scale)
             losses = _losses(run, which)
             style = styles[run.method, run.lr]
-            if run.status != "ok":  # marked points: a run that diverged after one epoch is one point
+            if run.status != "ok" or len(run.history) == 1:  # marked points: one epoch is one point, no line
                 style = {**style, "marker": "o", "markersize": 3}
             if any(math.isfinite(value) for value in losses):
                 axes.plot([record.epoch for record in run.history], losses, label=label, **style)
             else:  # nothing to draw: the run still belongs in the legend
                 axes.plot([], [], label=label, **style)
         _shape_loss_axis(axes, f"{what} loss", [_losses(run, which) for run in runs], caps[which])
+    epochs = {record.epoch for run in runs for record in run.history}
+    if len(epochs) == 1:  # one epoch: matplotlib would spread fractional ticks around it
+        (epoch,) = epochs
+        train_axes.set_xlim(epoch - 0.5, epoch + 0.5)
+        train_axes.set_xticks([epoch])
     val_axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     figure.suptitle(f"{arch}: loss per epoch (seed {runs[0].seed})")
     return figure
