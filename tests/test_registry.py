@@ -495,3 +495,14 @@ def test_a_model_file_written_for_the_old_registry_path_still_registers(tmp_path
         "    return nn.Sequential(nn.Flatten(), nn.Linear(40, num_classes))\n"
     )
     assert expand_arch(str(old)) == [f"{old}:tiny"]
+
+
+def test_a_zoo_model_built_for_data_it_does_not_fit_says_what_it_fits_and_where_to_look():
+    with pytest.raises(AlraoUserError, match="building cnn1d failed") as caught:
+        build_model("cnn1d", 10, (3, 16, 16))
+    assert caught.value.hint == (
+        "cnn1d fits 1-D [L]; this data's examples are [3, 16, 16]: `alrao models` lists the zoo models and what each fits"
+    )
+    with pytest.raises(AlraoUserError) as caught:
+        build_model("cnn1d", 10, (40,), {"width": -1})  # data it fits: the failure is the arguments'
+    assert caught.value.hint == "check the model's code and the arguments given to it"

@@ -58,6 +58,11 @@ def build_model(
             "in_channels": input_shape[0] if len(input_shape) >= 2 else 1,
         }
         arguments = _arguments_for(canonical, factory, offered, user_kwargs)
+        if parsed.kind == "zoo" and not (entry := zoo_entries()[parsed.name]).fits_shape(tuple(input_shape)):
+            return _call(canonical, factory, arguments, hint=(
+                f"{parsed.name} fits {entry.fits_label()}; this data's examples are {list(input_shape)}: "
+                "`alrao models` lists the zoo models and what each fits"
+            ))
     return _call(canonical, factory, arguments)
 
 
@@ -159,16 +164,17 @@ def _arguments_for(
     return arguments
 
 
-def _call(arch: str, factory: Callable[..., Any], arguments: dict[str, Any]) -> nn.Module:
+def _call(
+    arch: str, factory: Callable[..., Any], arguments: dict[str, Any],
+    hint: str = "check the model's code and the arguments given to it",
+) -> nn.Module:
+    """``factory(**arguments)``, any error as one line; ``hint`` says what to do about it."""
     try:
         model = factory(**arguments)
     except AlraoUserError:
         raise
     except Exception as error:
-        raise AlraoUserError(
-            f"building {arch} failed: {type(error).__name__}: {error}",
-            hint="check the model's code and the arguments given to it",
-        ) from error
+        raise AlraoUserError(f"building {arch} failed: {type(error).__name__}: {error}", hint=hint) from error
     if not isinstance(model, nn.Module):
         raise AlraoUserError(
             f"{arch} returned a {type(model).__name__}, not an nn.Module",
