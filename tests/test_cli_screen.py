@@ -241,11 +241,23 @@ def test_screen_on_an_image_folder_made_here(tmp_path):
     assert run["status"] == "ok" and run["history"][0]["val_acc"] is not None
 
 
-@pytest.mark.parametrize("baseline, noted", [([], True), (["--baseline", "adam"], True), (["--baseline", "sgd-grid"], False)])
-def test_a_grid_without_the_sgd_baseline_is_noted(baseline, noted, tmp_path):
-    result = invoke("screen", "mlp", *QUICK, "--grid", "0.1", *baseline, "--out", str(tmp_path / "run"))
+@pytest.mark.parametrize(
+    "flags, noted",
+    [([], True), (["--baseline", "adam"], True), (["--baseline", "sgd-grid"], False), (["--method", "sgd"], False)],
+    ids=["alone", "adam", "sgd-grid", "screened-sgd"],
+)
+def test_a_grid_no_method_runs_over_is_noted(flags, noted, tmp_path):
+    result = invoke("screen", "mlp", *QUICK, "--grid", "0.1", *flags, "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
-    assert ("note: --grid only sets the rates of --baseline sgd-grid" in result.output) == noted
+    assert ("note: --grid only sets the rates of methods tuned over it" in " ".join(result.output.split())) == noted
+
+
+@pytest.mark.parametrize("budget, noted", [(["--steps", "2"], True), (["--time-budget", "0.5"], False)], ids=["steps", "time"])
+def test_a_time_grace_without_a_time_budget_is_noted(budget, noted, tmp_path):
+    flags = ["--subset", "64", "--no-plots", "--device", "cpu", *budget, "--time-grace", "5"]
+    result = invoke("screen", "mlp", *flags, "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert ("note: --time-grace only applies with --time-budget" in " ".join(result.output.split())) == noted
 
 
 def test_with_two_seeds_neighbouring_rows_within_noise_are_marked_and_said(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import typing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -58,6 +58,9 @@ from alrao_cli.cli.options import (
     RetriesOpt,
     IsolateOpt,
 )
+
+if TYPE_CHECKING:
+    from alrao_cli.config.schema import ExecutionConfig, StudyConfig
 
 if typing.TYPE_CHECKING:
     pass
@@ -180,8 +183,9 @@ def _run_study(
                 raise AlraoUserError("--force only applies with --resume", hint="add --resume RUN_DIR, or drop --force")
             if resume is not None and (config_path or overrides):
                 err.print("[yellow]note:[/] --resume continues the run as saved; other arguments and options are ignored")
-            elif kind == "screen" and "grid" in overrides and not _tunes_over_grid(config.baselines):
-                err.print("[yellow]note:[/] --grid only sets the rates of --baseline sgd-grid; without it no SGD run is made")
+            else:
+                for note in _settings_that_change_nothing(kind, overrides, config, execution):
+                    err.print(f"[yellow]note:[/] {note}")
             with results_console(json_out) as out:  # --json: standard output is for the JSON alone
                 if json_out or quiet:
                     outcome = run_study(config, kind, resume=resume, force=force, execution=execution)
@@ -196,11 +200,25 @@ def _run_study(
     raise typer.Exit(outcome.exit_code)
 
 
-def _tunes_over_grid(baselines: tuple[str, ...]) -> bool:
-    """Whether a screen's ``--baseline`` names ask for a method run at every rate of ``--grid``."""
+def _settings_that_change_nothing(kind: str, overrides: dict, config: StudyConfig, execution: ExecutionConfig) -> list[str]:
+    """What the user set that this study will not use, each as a note, so that nothing is ignored silently."""
+    notes = []
+    if kind == "screen" and "grid" in overrides and not _tunes_over_grid(config.method, config.baselines):
+        notes.append("--grid only sets the rates of methods tuned over it (--baseline sgd-grid, --method sgd, ...); "
+                     "none runs in this screen, so it changes nothing")
+    if execution.time_grace is not None and config.time_budget is None:
+        notes.append("--time-grace only applies with --time-budget: runs without a time budget have no time limit")
+    return notes
+
+
+def _tunes_over_grid(screened: tuple[str, ...], baselines: tuple[str, ...]) -> bool:
+    """Whether a screen runs a method at every rate of ``--grid``: screened, or as a ``NAME-grid`` baseline."""
     from alrao_cli.study.methods import baseline_methods
 
-    return any(method.tuned_over_grid and method.baseline_option in baselines for method in baseline_methods())
+    return any(
+        method.tuned_over_grid and (method.name in screened or method.baseline_option in baselines)
+        for method in baseline_methods()
+    )
 
 
 # Help texts: one line per paragraph (rich re-wraps them), examples one per line.
