@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import threading
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -33,6 +34,36 @@ app = typer.Typer(
 # Piped output (a file, CliRunner, CI logs) gets room for the whole table rather than 80 columns.
 out = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 err = Console(stderr=True)
+
+
+DISTRIBUTION = "alrao-cli"  # pyproject.toml's project name, which the version is read from
+
+
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml's, through the package metadata),
+    or a plain word where the code runs from a checkout that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return f"unknown ({DISTRIBUTION} is not installed)"
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"alrao {installed_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options_of_alrao(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print alrao's version and exit."),
+    ] = None,
+) -> None:
+    """Options of ``alrao`` itself, before the command (Typer's help is the app's ``help``)."""
 
 
 @contextlib.contextmanager

@@ -1,14 +1,20 @@
-"""``alrao models``: the catalogue of architectures, the zoo's and torchvision's."""
+"""``alrao models`` and ``alrao methods``: the catalogues of architectures (the zoo's and
+torchvision's) and of training methods."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.cli.app import app, fail, out
 from alrao_cli.cli.options import JsonOpt
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from alrao_cli.study.methods import MethodInfo
 
 
 @app.command()
@@ -46,11 +52,9 @@ def methods_command(json_out: JsonOpt = False) -> None:
     [bold]Examples[/]
 
       alrao methods
-      alrao screen --method alrao,adam        [dim]# a portfolio: each architecture by its better method[/]
+      alrao screen --method alrao,adam    [dim]# each architecture by its better method[/]
     """
     from dataclasses import asdict
-
-    from rich.table import Table
 
     from alrao_cli.study.methods import method_catalog
 
@@ -58,10 +62,29 @@ def methods_command(json_out: JsonOpt = False) -> None:
     if json_out:
         out.print_json(data=[asdict(info) for info in catalog])
         return
+    out.print(_methods_table(catalog))
+
+
+def _methods_table(catalog: list[MethodInfo]) -> Table:
+    """Three columns, so that the table reads at 80 columns too: the name; what the method is,
+    its paper and its cost; its defaults, one ``name=value`` a line, never split inside (a
+    value broken across lines reads as two values)."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="alrao methods (use a name with --method or --baseline)", title_justify="left")
-    for column in ("name", "what it is", "paper", "defaults", "cost"):
-        table.add_column(column, overflow="fold")
+    table.add_column("name", no_wrap=True)
+    table.add_column("what it is, paper, cost", ratio=1)
+    table.add_column("defaults", no_wrap=True)
     for info in catalog:
-        defaults = ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in info.defaults.items())
-        table.add_row(info.name, info.summary, info.paper, defaults or "—", info.cost)
-    out.print(table)
+        about = Text(info.summary)
+        if info.paper:
+            about.append(f"\npaper: {info.paper}", style="dim")
+        about.append(f"\ncost: {info.cost}")
+        defaults = "\n".join(_setting(key, value) for key, value in info.defaults.items())
+        table.add_row(info.name, about, Text(defaults or "—", no_wrap=True))
+    return table
+
+
+def _setting(key: str, value: object) -> str:
+    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"

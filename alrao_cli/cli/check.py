@@ -19,7 +19,10 @@ from alrao_cli.cli.options import (
     DownloadOpt,
     SubsetOpt,
     ValFractionOpt,
-    HeadOpt,
+    CHECK_PANEL,
+    OUTPUT_PANEL,
+    described,
+    head_option,
     JsonOpt,
     DebugOpt,
     WorkersOpt,
@@ -29,6 +32,8 @@ from alrao_cli.cli.options import (
 
 if typing.TYPE_CHECKING:
     from alrao_cli.config.schema import StudyConfig
+
+CheckHeadOpt = head_option(CHECK_PANEL)  # --head beside --steps and --seed, the other choices of the checks
 
 
 def _check_config(archs: list[str] | None, config_path: Path | None, head: str | None, flags: dict[str, Any]) -> StudyConfig:
@@ -57,10 +62,10 @@ def check(
     download: DownloadOpt = None,
     subset: SubsetOpt = None,
     val_fraction: ValFractionOpt = None,
-    head: HeadOpt = None,
-    steps: Annotated[int, typer.Option("--steps", min=2, help="Steps of the train item: the model as written, trained by Adam at 1e-3 on one batch.")] = 5,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the checks (default 0, or the config's seed).")] = None,
-    junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="Also write a JUnit XML report here (for CI).")] = None,
+    head: CheckHeadOpt = None,
+    steps: Annotated[int, typer.Option("--steps", min=2, help="Steps of the train item: the model as written, trained by Adam at 1e-3 on one batch.", rich_help_panel=CHECK_PANEL)] = 5,
+    seed: Annotated[Optional[int], typer.Option("--seed", help=described("seed", "Seed of the checks."), rich_help_panel=CHECK_PANEL)] = None,
+    junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="Also write a JUnit XML report here (for CI).", rich_help_panel=OUTPUT_PANEL)] = None,
     workers: WorkersOpt = None,
     ray_address: RayAddressOpt = None,
     isolate: IsolateOpt = None,
@@ -75,10 +80,10 @@ def check(
 
     [bold]Examples[/]
 
-      alrao check                                  [dim]# the zoo, on MNIST-1D shapes[/]
+      alrao check                    [dim]# the zoo, on MNIST-1D shapes[/]
       alrao check models/\\[!_]*.py --junit-xml reports/alrao.xml
       alrao check my_models.py:Net --head classifier.3
-      alrao check --workers 2                      [dim]# two architectures at once, on Ray[/]
+      alrao check --workers 2        [dim]# two architectures at once, on Ray[/]
     """
     import time
     from dataclasses import replace

@@ -221,7 +221,8 @@ def _tunes_over_grid(screened: tuple[str, ...], baselines: tuple[str, ...]) -> b
     )
 
 
-# Help texts: one line per paragraph (rich re-wraps them), examples one per line.
+# Help texts: one line per paragraph (rich re-wraps them), examples one per line, each short
+# enough for 80 columns (a wrapped command is hard to copy).
 SCREEN_HELP = """Train every architecture once with Alrao-SGD and rank them by validation loss.
 
     No learning rate to tune: each feature draws its own rate log-uniformly in \\[lr-min, lr-max] and the output layer is averaged over copies with log-spaced rates. Results are saved as each architecture finishes; Ctrl-C stops cleanly and prints how to resume.
@@ -230,11 +231,11 @@ SCREEN_HELP = """Train every architecture once with Alrao-SGD and rank them by v
 
     [bold]Examples[/]
 
-      alrao screen                                   [dim]# the zoo on MNIST-1D, on the CPU[/]
+      alrao screen                        [dim]# the zoo on MNIST-1D, on the CPU[/]
       alrao screen mlp cnn1d my_models.py:Net --epochs 20
-      alrao screen torchvision:resnet18 --data cifar10 --data-dir ~/data --device cuda
-      alrao screen --baseline sgd-grid --baseline adam   [dim]# add tuned-SGD and Adam columns[/]
-      alrao screen --workers 2                       [dim]# two runs at once, on Ray (docs/scale.md)[/]
+      alrao screen torchvision:resnet18 --data cifar10 --device cuda
+      alrao screen --baseline sgd-grid --baseline adam   [dim]# + tuned SGD, Adam[/]
+      alrao screen --workers 2            [dim]# two at once, on Ray (docs/scale.md)[/]
       alrao screen --json | jq '.ranking[0]'
     """
 

@@ -542,22 +542,41 @@ def model_settings(
     return key, dict(model_kwargs.get(key, {})), head
 
 
-EXAMPLE_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+NULL_MEANS: dict[str, str] = {
+    "data_dir": "alrao's data cache (docs/data.md)",
+    "subset": "all",
+    "epochs": f"{DEFAULT_EPOCHS}, unless a steps or time budget is given",
+    "schedule_net": "meta-train one per architecture",
+    "meta_arch": "the first",
+    "out": "runs/<timestamp>-<command>",
+    "workdir": "the current folder",
+    "checkpoint_every": "at epoch ends and every 10 minutes",
+    "workers": "1, one after the other in this process; with --ray-address, as many as the cluster's "
+    "resources fit",
+    "threads_per_run": "on Ray, this machine's cores divided by --workers; in this process, torch's own",
+    "cpus_per_run": "--threads-per-run",
+    "time_grace": "the longer of 30 s and half the budget",
+}
+"""What an option left at None (YAML's null) stands for: the ``null = ...`` of its comment in
+``alrao init``'s file and the ``[default: ...]`` of its flag's ``--help``."""
+
+
+_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("What to train", (
         ("archs", "zoo names (see alrao models), file.py, file.py:Name or torchvision:NAME; [] = the whole zoo"),
         ("data", "mnist1d (built in), cifar10, cifar100, mnist, fashion-mnist, svhn, imagefolder:PATH, python:FILE.py:FACTORY"),
-        ("data_dir", "folder holding torchvision datasets; null = the default cache"),
+        ("data_dir", "folder holding torchvision datasets"),
         ("download", "download a missing torchvision dataset (needs a network)"),
-        ("subset", "keep at most this many training examples, for quick runs; null = all"),
+        ("subset", "keep at most this many training examples, for quick runs"),
         ("val_fraction", "share of the training split held out for validation (the test split is never used)"),
         ("augment", "light augmentation for images (random crop + flip)"),
         ("loader_workers", "data-loader worker processes per run; 0 = load in the training process"),
     )),
     ("Budget per run: give at most one of epochs, steps, time_budget", (
-        ("epochs", f"epochs per run; null = {DEFAULT_EPOCHS} unless steps or time_budget is set"),
+        ("epochs", "epochs per run"),
         ("steps", "optimizer steps per run, instead of epochs"),
         ("time_budget", "seconds per run, instead of epochs"),
-        ("batch_size", "minibatch size (32, as in the paper)"),
+        ("batch_size", "minibatch size (the default is the paper's)"),
     )),
     ("Alrao", (
         ("lr_min", "smallest learning rate a feature may draw (log-uniform between lr_min and lr_max)"),
@@ -579,61 +598,72 @@ EXAMPLE_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
          "`alrao methods` lists; compare: default sgd-grid and adam"),
         ("grid", "SGD rates of sgd-grid and compare; also accepts text like 1e-5:10:7 (7 log-spaced)"),
         ("adam", "compare only: include Adam at its default rate"),
-        ("schedule_net", "mlrsnet: a net saved by an mlrsnet run (RUN_DIR/schedule-nets/ARCH-seedS.pt) that "
-         "drives SGD frozen, instead of meta-training one per architecture; null = meta-train"),
-        ("meta_arch", "mlrsnet-transfer: the architecture whose run meta-trains the net the others reuse; "
-         "null = the first"),
+        # The path in two tokens: --help cannot break a long one, and cuts it short at 80 columns.
+        ("schedule_net", "mlrsnet: a net saved by an mlrsnet run (schedule-nets/ARCH-seedS.pt in its run "
+         "directory) that drives SGD frozen"),
+        ("meta_arch", "mlrsnet-transfer: the architecture whose run meta-trains the net the others reuse"),
         ("meta_iters", "reversible-hd: rounds of exact hypergradient steps on the rate schedule before the "
          "final run (each costs about four plain runs)"),
     )),
     ("Output", (
-        ("out", "run directory; null = runs/<timestamp>-<command>"),
-        ("workdir", "folder that relative paths (model files, data) are read from; null = the current "
-         "folder. Each run's config.yaml records it, so that --resume works from any folder"),
+        ("out", "run directory"),
+        ("workdir", "folder that relative paths (model files, data) are read from; each run's config.yaml "
+         "records it, so that --resume works from any folder"),
         ("plots", "write PNG plots to the run directory"),
         ("fail_fast", "stop at the first failed or diverged run"),
-        ("checkpoint_every", "also checkpoint every N steps inside long epochs; null = at epoch ends and "
-         "every 10 minutes"),
+        ("checkpoint_every", "also checkpoint every N steps inside long epochs"),
     )),
 )
 
 
-OPTION_HELP: dict[str, str] = {name: text for _, options in EXAMPLE_SECTIONS for name, text in options}
+OPTION_HELP: dict[str, str] = {name: text for _, options in _SECTIONS for name, text in options}
 """One line of why for each option: the ``--help`` of its flag and its comment in ``alrao init``'s file."""
 
 
+EXAMPLE_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = tuple(
+    (title, tuple((name, f"{text}; null = {NULL_MEANS[name]}" if name in NULL_MEANS else text) for name, text in options))
+    for title, options in _SECTIONS
+)
+"""The sections of ``alrao init``'s file: each option with its comment (its why, and what null stands for)."""
+
+
 EXECUTION_HELP: dict[str, str] = {
-    "workers": "runs at once, each in its own process, on Ray (default 1: one after the other in this "
-    "process; with --ray-address: as many as the cluster's resources fit)",
-    "threads_per_run": "torch threads of each run (default on Ray: this machine's cores divided by "
-    "--workers; runs are bit-identical only at the same threads per run)",
+    "workers": "runs at once, each in its own process, on Ray",
+    "threads_per_run": "torch threads of each run (runs are bit-identical only at the same threads per run)",
     "ray_address": "join this Ray cluster (ray start --head prints it; auto: the one on this machine) "
     "instead of starting a local Ray for the command",
-    "cpus_per_run": "CPUs Ray reserves for each run (default --threads-per-run)",
+    "cpus_per_run": "CPUs Ray reserves for each run",
     "gpus_per_run": "GPUs Ray reserves for each run; a fraction like 0.25 packs four small runs on one GPU",
     "retries": "times a run whose worker process died (killed, out of memory, node lost) is tried "
     "again from its last checkpoint; an error in the model is a failed run, never retried",
     "isolate": "run each run in a child process of its own, so that model code that calls os._exit, "
     "crashes or hangs in native code fails its run instead of the whole command (docs/reliability.md)",
-    "time_grace": "seconds a run may go on past its --time-budget before it is stopped as timed out "
-    "(default the longer of 30 s and half the budget)",
+    "time_grace": "seconds a run may go on past its --time-budget before it is stopped as timed out",
 }
 """The help lines of the :class:`ExecutionConfig` flags: where runs execute, not what they compute."""
 
 
 def help_for(name: str) -> str:
-    """An option's help line for ``--help``, ending with its default where it has one.
+    """An option's help sentence for ``--help`` (its default apart: :func:`default_for_help`).
 
-    Both come from here, so that a default changed in :class:`StudyConfig` (or
-    :class:`ExecutionConfig`) shows in the help at once rather than in a second copy
-    that goes stale.
+    Capitalised, unless it opens with a name as the user types it: the method it applies to
+    (``mlrsnet: ...``) or its default value (``mnist1d (built in), ...``).
     """
-    lines, defaults = (EXECUTION_HELP, EXECUTION_DEFAULTS) if name in EXECUTION_HELP else (OPTION_HELP, DEFAULTS)
-    default = getattr(defaults, name)
-    if "(default" in lines[name]:
-        default = None  # the line says it: a default that depends on other options
-    text = lines[name][:1].upper() + lines[name][1:]
-    if default is None or default == () or isinstance(default, bool):
-        return text + "."
-    shown = f"{default:g}" if isinstance(default, float) else str(default)
-    return f"{text} (default {shown})."
+    line = EXECUTION_HELP.get(name) or OPTION_HELP[name]
+    first = line.split(" ", 1)[0]
+    if not (first.endswith(":") or first == str(default_for_help(name))):
+        line = line[:1].upper() + line[1:]
+    return line + "."
+
+
+def default_for_help(name: str) -> Any:
+    """An option's default as ``--help`` states it: the value :class:`StudyConfig` (or
+    :class:`ExecutionConfig`) gives it, or, where that is None, what None stands for
+    (:data:`NULL_MEANS`; None where it stands for nothing worth saying).
+
+    Read from here, so that a default changed in the schema shows in the help at once rather
+    than in a second copy that goes stale.
+    """
+    defaults = EXECUTION_DEFAULTS if name in EXECUTION_HELP else DEFAULTS
+    value = getattr(defaults, name)
+    return NULL_MEANS.get(name) if value is None else value
