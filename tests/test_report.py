@@ -557,13 +557,14 @@ def test_a_study_stopped_before_any_run_finished_says_so_instead_of_an_empty_tab
     assert isinstance(json.loads(out.file.getvalue()), dict)  # the machine-readable output keeps its shape
 
 
-def _saved_screen(run_dir: Path, runs: list[RunResult], *, interrupted: bool) -> Path:
+def _saved_screen(run_dir: Path, runs: list[RunResult], *, interrupted: bool, killed: bool = False) -> Path:
     from alrao_cli.results.records import save_study
 
     run_dir.mkdir()
     study = StudyResult(
         kind="screen", config={"archs": sorted({run.arch for run in runs})}, runs=tuple(runs),
-        started="2026-01-01T00:00:00", finished=None if interrupted else "2026-01-01T01:00:00", interrupted=interrupted,
+        started="2026-01-01T00:00:00", finished=None if interrupted or killed else "2026-01-01T01:00:00",
+        interrupted=interrupted,
     )
     save_study(run_dir, study)
     return run_dir
@@ -580,6 +581,18 @@ def test_the_report_of_an_interrupted_screen_says_it_is_partial_and_how_to_resum
     as_json = invoke("report", str(run_dir), "--format", "json")
     assert json.loads(as_json.stdout)["interrupted"] is True  # stdout stays pure JSON
     assert as_json.stderr.startswith("interrupted: 2 run(s) finished")
+
+
+def test_the_report_of_a_killed_screen_says_it_never_saved_its_end(tmp_path) -> None:
+    from support import invoke
+
+    run_dir = _saved_screen(tmp_path / "run", [result("mlp", (0.5, 0.4))], interrupted=False, killed=True)
+    table = invoke("report", str(run_dir))
+    assert table.exit_code == 0 and "mlp" in table.stdout
+    assert table.stderr.splitlines() == [
+        "unfinished: it never saved its end (killed, or still running); 1 run(s) finished; "
+        f"resume with: alrao screen --resume {run_dir}"
+    ]
 
 
 def test_the_report_of_a_finished_screen_says_nothing_more(tmp_path) -> None:

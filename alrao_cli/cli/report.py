@@ -51,10 +51,14 @@ def report(
     try:
         study = load_study(run_dir)
         summary.print_report(study, run_dir, output_format.value, out=out)
-        if study.interrupted:  # on stderr, whatever the format: the ranking above is partial
+        if study.interrupted or study.finished is None:  # on stderr, whatever the format: the ranking is partial
             command = f"alrao {study.kind} --resume {shlex.quote(str(run_dir))}"
+            state = (
+                "interrupted:[/] " if study.interrupted
+                else "unfinished:[/] it never saved its end (killed, or still running); "
+            )
             err.print(
-                f"[yellow]interrupted:[/] {len(study.runs)} run(s) finished; resume with: {escape(command)}",
+                f"[yellow]{state}{len(study.runs)} run(s) finished; resume with: {escape(command)}",
                 highlight=False,
                 soft_wrap=True,  # a command to copy: never wrapped
             )
