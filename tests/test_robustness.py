@@ -319,3 +319,39 @@ def test_ctrl_c_prints_the_partial_table_and_the_resume_command(tmp_path):
     assert f"alrao screen --resume {out}" in stderr
     assert "Traceback" not in stderr
     assert json.loads((out / "results.json").read_text())["interrupted"] is True
+
+
+SLOW_DATA_FACTORY = """
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+
+def make(**settings):
+    Path({started!r}).touch()
+    time.sleep(60)  # Ctrl-C arrives here, while the study starts
+    x, y = torch.randn(16, 8), torch.randint(0, 2, (16,))
+    return TensorDataset(x, y), TensorDataset(x, y)
+"""
+
+
+def test_ctrl_c_while_a_study_starts_leaves_no_empty_run_directory(tmp_path):
+    started = tmp_path / "started"
+    factory = tmp_path / "slow_data.py"
+    factory.write_text(SLOW_DATA_FACTORY.format(started=str(started)))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "alrao_cli", "screen", "mlp", "--data", f"python:{factory}:make", "--steps", "1",
+               "--no-plots", "--device", "cpu", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "interrupted while the screen was starting: nothing trained, nothing saved" in stderr, stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()  # nothing had been saved: nothing is left behind

@@ -197,6 +197,9 @@ def _run_study(
                 summary.print_outcome(outcome, out=out, err=err, json_out=json_out, quiet=quiet)
         except AlraoUserError as error:
             fail(error, debug)
+        except KeyboardInterrupt:  # before the study took over Ctrl-C: while loading data, checking models
+            err.print(f"[yellow]interrupted[/] while the {kind} was starting: nothing trained, nothing saved")
+            raise typer.Exit(130) from None
     raise typer.Exit(outcome.exit_code)
 
 

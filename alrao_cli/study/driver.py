@@ -176,9 +176,9 @@ def run_study(
             study, pending = _preflight(study, pending, run_dir, previous is not None, preflight_with(execution))
             if executor is None and pending:
                 executor = resources.enter_context(open_executor(execution, config.device))
-        except AlraoUserError:
+        except (AlraoUserError, KeyboardInterrupt):
             if created:
-                remove_if_unused(run_dir)  # a usage error leaves no empty run directory behind
+                remove_if_unused(run_dir)  # a usage error, or Ctrl-C while starting, leaves no empty run directory
             raise
         if resume is None:
             write_config(run_dir, config)
