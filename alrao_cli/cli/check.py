@@ -126,6 +126,9 @@ def check(
             write_junit(junit_xml, results)
     except AlraoUserError as error:
         fail(error, debug)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: the check stopped before it finished; no report was written")
+        raise typer.Exit(130) from None
     raise typer.Exit(0 if all(result.passed for result in results) else 1)
 
 
