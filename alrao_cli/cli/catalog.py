@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @app.command()
 def models(
-    pattern: Annotated[str, typer.Argument(help="Filter names with a glob, e.g. 'res*'.")] = "*",
+    pattern: Annotated[str, typer.Argument(metavar="PATTERN", help="Filter names with a glob, e.g. 'res*'.")] = "*",
     torchvision_models: Annotated[bool, typer.Option("--torchvision", help="List torchvision's classifiers instead.")] = False,
     json_out: JsonOpt = False,
 ) -> None:

@@ -14,7 +14,7 @@ from alrao_cli.cli.app import app, err, fail
 
 @app.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the example config (missing folders are created).")] = Path("alrao.yaml"),
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Where to write the example config (missing folders are created).")] = Path("alrao.yaml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented example config (every option with its default).

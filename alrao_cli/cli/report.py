@@ -31,7 +31,7 @@ _FORMAT_HELP = f"Output format: {', '.join(_FORMATS[:-1])} or {_FORMATS[-1]}."
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by screen or compare.")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory written by screen or compare.")],
     output_format: Annotated[ReportFormat, typer.Option("--format", "-f", metavar="FORMAT", help=_FORMAT_HELP)] = ReportFormat.table,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Redraw the PNG plots into the run directory.")] = False,
     plots_dir: Annotated[Optional[Path], typer.Option("--plots-dir", help="Redraw the PNG plots into this folder instead (e.g. when the run directory is read-only).")] = None,
