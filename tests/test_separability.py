@@ -71,8 +71,8 @@ def test_neighbours_three_seeds_by_hand() -> None:
     assert third.mean_difference is None and third.seeds == ()
 
     assert result.sentences() == [
-        "a ranks above b beyond noise (loss +0.2 for b, 95 % interval 0.0758 to 0.324 over 3 seeds)",
-        "b and c: not separable at this budget (difference +0.1, 95 % interval -0.469 to 0.669 over 3 seeds)",
+        "a ranks above b beyond noise (loss +0.200 for b, 95 % interval 0.076 to 0.324 over 3 seeds)",
+        "b and c: not separable at this budget (difference +0.10, 95 % interval -0.47 to 0.67 over 3 seeds)",
         "c and d: not compared (d diverged or failed on seed 1)",
     ]
 

@@ -85,12 +85,21 @@ class Separation:
         """The pair in words, as a screen's table states it."""
         if not self.tested:
             return f"{self.upper} and {self.lower}: not compared ({self.reason})"
+        places = _decimal_places(self.high - self.low)
         percent = f"{100 * self.level:g} %"
-        interval = f"{percent} interval {self.low:.3g} to {self.high:.3g} over {len(self.seeds)} seeds"
+        interval = f"{percent} interval {self.low:.{places}f} to {self.high:.{places}f} over {len(self.seeds)} seeds"
         if self.separable:
             return (f"{self.upper} ranks above {self.lower} beyond noise "
-                    f"(loss {self.mean_difference:+.3g} for {self.lower}, {interval})")
-        return f"{self.upper} and {self.lower}: not separable at this budget (difference {self.mean_difference:+.3g}, {interval})"
+                    f"(loss {self.mean_difference:+.{places}f} for {self.lower}, {interval})")
+        return f"{self.upper} and {self.lower}: not separable at this budget (difference {self.mean_difference:+.{places}f}, {interval})"
+
+
+def _decimal_places(width: float) -> int:
+    """Decimals that show an interval this wide to about three significant figures of its
+    width, the same for its two ends and the difference, so that they read side by side."""
+    if not math.isfinite(width) or width <= 0:
+        return 3
+    return min(6, max(0, 2 - math.floor(math.log10(width))))
 
 
 @dataclass(frozen=True, slots=True)
