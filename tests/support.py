@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 # Its output layer is registered before a hidden layer that also has num_classes units:
@@ -132,3 +134,19 @@ def stop_at(step: int, key_part: str = "", stop=None):
 
 def _ctrl_c() -> None:
     raise KeyboardInterrupt
+
+
+def main_in_a_fresh_process(argv: list[str], then: str = "") -> list[str]:
+    """``alrao ARGV`` through the console entry point in a new Python: its output lines, then
+    ``exit CODE TORCH_IMPORTED``, then what the statements ``then`` print."""
+    script = (
+        "import sys\n"
+        "import alrao_cli, alrao_cli.cli.app\n"
+        f"sys.argv = ['alrao', *{argv!r}]\n"
+        "try:\n    alrao_cli.cli.app.main()\nexcept SystemExit as done:\n    code = done.code\n"
+        "print('exit', code, 'torch' in sys.modules)\n"
+        f"{then}\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()

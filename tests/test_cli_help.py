@@ -6,8 +6,6 @@ import importlib.metadata
 import io
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 from rich.console import Console
@@ -17,6 +15,7 @@ from alrao_cli.cli import catalog
 from alrao_cli.cli.app import app
 from alrao_cli.config.schema import DEFAULTS
 from alrao_cli.study.methods import method_catalog
+from support import main_in_a_fresh_process
 
 runner = CliRunner()
 
@@ -154,13 +153,5 @@ def test_version_without_the_distribution_installed_says_so(monkeypatch):
 
 
 def test_version_answers_without_importing_torch():
-    script = (
-        "import sys\n"
-        "import alrao_cli.cli.app\n"
-        "sys.argv = ['alrao', '--version']\n"
-        "try:\n    alrao_cli.cli.app.main()\nexcept SystemExit as done:\n    code = done.code\n"
-        "print('exit', code, 'torch' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [f"alrao {importlib.metadata.version('alrao-cli')}", "exit 0 False"]
+    lines = main_in_a_fresh_process(["--version"])
+    assert lines == [f"alrao {importlib.metadata.version('alrao-cli')}", "exit 0 False"]

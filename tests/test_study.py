@@ -7,7 +7,6 @@ import os
 import pickle
 import shlex
 import signal
-import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -26,7 +25,7 @@ from alrao_cli.study.executor import SequentialExecutor
 from alrao_cli.study.attempt import execute_run
 from alrao_cli.study.checkpoint import checkpoint_path
 from alrao_cli.study.driver import listening, run_study
-from support import quick_flags, quick_settings, stop_at, without_seconds, write_files
+from support import main_in_a_fresh_process, quick_flags, quick_settings, stop_at, without_seconds, write_files
 
 runner = CliRunner()
 QUICK = quick_flags(96, epochs=2, batch_size=8)
@@ -278,18 +277,8 @@ def test_help_still_works_through_main(monkeypatch, capsys):
 
 def test_help_answers_without_importing_torch():
     # torch takes seconds to import; --help, and the package itself, must not wait for it
-    script = (
-        "import sys\n"
-        "import alrao_cli, alrao_cli.cli.app\n"
-        "sys.argv = ['alrao', 'screen', '--help']\n"
-        "try:\n    alrao_cli.cli.app.main()\nexcept SystemExit as done:\n    code = done.code\n"
-        "print('exit', code, 'torch' in sys.modules)\n"
-        "alrao_cli.AlraoModel\n"
-        "print('torch' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-2:] == ["exit 0 False", "True"]
+    lines = main_in_a_fresh_process(["screen", "--help"], then="alrao_cli.AlraoModel\nprint('torch' in sys.modules)")
+    assert lines[-2:] == ["exit 0 False", "True"]
 
 
 def test_debug_shows_the_model_files_own_frame(models, tmp_path):
