@@ -9,7 +9,7 @@ import typer
 
 from alrao_cli.errors import AlraoUserError
 from alrao_cli.cli.app import app, fail, out
-from alrao_cli.cli.options import JsonOpt
+from alrao_cli.cli.options import JsonOpt, plain_value
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -81,10 +81,6 @@ def _methods_table(catalog: list[MethodInfo]) -> Table:
         if info.paper:
             about.append(f"\npaper: {info.paper}", style="dim")
         about.append(f"\ncost: {info.cost}")
-        defaults = "\n".join(_setting(key, value) for key, value in info.defaults.items())
+        defaults = "\n".join(f"{key}={plain_value(value)}" for key, value in info.defaults.items())
         table.add_row(info.name, about, Text(defaults or "—", no_wrap=True))
     return table
-
-
-def _setting(key: str, value: object) -> str:
-    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from alrao_cli.config.schema import DEFAULTS, default_for_help, help_for
+from alrao_cli.config.schema import COMPARE_BASELINES, DEFAULTS, default_for_help, help_for
 
 STUDY_PANEL = "Study"
 DATA_PANEL = "Data"
@@ -29,12 +29,17 @@ def shown_default(text: str, default: Any) -> str:
     stands), which Typer cannot show itself."""
     if default is None or default == ():
         return text
-    if isinstance(default, float):
-        default = f"{default:g}"
-    elif isinstance(default, (tuple, list)):
-        default = ",".join(f"{item:g}" if isinstance(item, float) else str(item) for item in default)
+    if isinstance(default, (tuple, list)):
+        default = ",".join(plain_value(item) for item in default)
+    else:
+        default = plain_value(default)
     # A paragraph of its own (Typer shows it on the next line): never wrapped inside, as Typer's own isn't.
     return f"{text}\n\n[dim]{escape(f'[default: {default}]')}[/]"
+
+
+def plain_value(value: object) -> str:
+    """A default as the command line writes it: a float in its shortest form (``1e-05``, ``0.1``)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def described(name: str, text: str | None = None, *, flag_pair: bool = False) -> str:
@@ -85,7 +90,7 @@ SeedOpt = Annotated[Optional[int], typer.Option("--seed", help=described("seed")
 SeedsOpt = Annotated[Optional[int], typer.Option("--seeds", help=described("seeds", "Repeat every run with this many seeds (seed, seed+1, ...)."), rich_help_panel=BUDGET_PANEL)]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help=described("device"), rich_help_panel=BUDGET_PANEL)]
 MethodOpt = Annotated[Optional[str], typer.Option("--method", "-m", help=described("method", "The method(s) to rank by: alrao (the paper's), any name `alrao methods` lists, or several comma-separated (a portfolio: each architecture ranked by the best of them)."), rich_help_panel=BUDGET_PANEL)]
-MethodsOpt = Annotated[Optional[str], typer.Option("--methods", help=shown_default("Everything compare runs, comma-separated: the first method run once is measured against the others, sgd-grid among them; NAME-grid runs at every --grid rate; one name alone runs beside sgd-grid and adam.", (*DEFAULTS.method, "sgd-grid", "adam")), rich_help_panel=BUDGET_PANEL)]
+MethodsOpt = Annotated[Optional[str], typer.Option("--methods", help=shown_default("Everything compare runs, comma-separated: the first method run once is measured against the others, sgd-grid among them; NAME-grid runs at every --grid rate; one name alone runs beside sgd-grid and adam.", (*DEFAULTS.method, *COMPARE_BASELINES)), rich_help_panel=BUDGET_PANEL)]
 BaselineOpt = Annotated[Optional[list[str]], typer.Option("--baseline", help="Add baseline columns (repeatable, or comma-separated): sgd-grid (SGD at every --grid rate), adam (Adam at 1e-3), or any method `alrao methods` lists.", rich_help_panel=BUDGET_PANEL)]
 GridOpt = Annotated[Optional[str], typer.Option("--grid", help=described("grid", "SGD rates of compare and of --baseline sgd-grid: 1e-5,1e-3,0.1 or 1e-5:10:7 (7 log-spaced)."), rich_help_panel=BUDGET_PANEL)]
 

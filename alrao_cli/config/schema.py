@@ -26,6 +26,11 @@ DEFAULT_GRID: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 DEFAULT_EPOCHS: int = 10
 """Epochs per architecture when no budget (epochs, steps or time_budget) is given."""
 
+# A compare measures its method against SGD at its best --grid rate (this baseline, which it
+# must run) and, unless --no-adam, beside Adam: its baselines when none are named.
+COMPARE_REFERENCE = "sgd-grid"
+COMPARE_BASELINES: tuple[str, ...] = (COMPARE_REFERENCE, "adam")
+
 
 MAX_SEEDS = 1000  # --seeds: more is a slip, not a study
 MAX_GRID = 1000  # rates of LOW:HIGH:COUNT: each is one run per architecture and seed

@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 
-from alrao_cli.config.schema import DEFAULT_EPOCHS, StudyConfig, model_settings
+from alrao_cli.config.schema import COMPARE_BASELINES, COMPARE_REFERENCE, DEFAULT_EPOCHS, StudyConfig, model_settings
 from alrao_cli.config.paths import resolve_arch, resolve_data_source, resolve_path
 from alrao_cli.data.spec import DataInfo, DataSpec
 from alrao_cli.errors import AlraoUserError
@@ -122,7 +122,7 @@ def methods_of(config: StudyConfig, kind: StudyKind) -> list[MethodSpec]:
     """
     requested = config.baselines
     if kind == "compare" and not requested:
-        requested = ("sgd-grid", "adam") if config.adam else ("sgd-grid",)
+        requested = tuple(name for name in COMPARE_BASELINES if config.adam or name != "adam")
     known = [method.baseline_option for method in baseline_methods()]
     for name in requested:
         if name not in known:
@@ -148,12 +148,13 @@ def _refuse_unmeasurable(measured: list[TrainingMethod], baselines: Sequence[str
             raise AlraoUserError(
                 f"compare: {method.name} is tuned over --grid, so it cannot be the method measured against the grid",
                 hint=f"put a method run once first (alrao, adam, ...) and write it {method.baseline_option}: "
-                f"--methods {','.join(dict.fromkeys(('alrao', 'sgd-grid', method.baseline_option)))}",
+                f"--methods {','.join(dict.fromkeys(('alrao', COMPARE_REFERENCE, method.baseline_option)))}",
             )
-    if "sgd-grid" not in baselines:
+    if COMPARE_REFERENCE not in baselines:
         raise AlraoUserError(
-            "compare measures against SGD at its best --grid rate, but sgd-grid is not among its methods",
-            hint="add sgd-grid to --methods or to the config key baselines, e.g. --methods alrao,sgd-grid,adam",
+            f"compare measures against SGD at its best --grid rate, but {COMPARE_REFERENCE} is not among its methods",
+            hint=f"add {COMPARE_REFERENCE} to --methods or to the config key baselines, "
+            f"e.g. --methods {','.join(('alrao', *COMPARE_BASELINES))}",
         )
 
 
